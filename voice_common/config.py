@@ -1,0 +1,202 @@
+"""Configuration: CLI flag > environment variable > TOML file > default.
+
+Each service declares its options once as a list of `Option`s; this module turns
+them into an argparse parser whose `--help` names every environment twin, and
+resolves the final values with a fixed precedence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+def parse_zeroconf_name(value: Any) -> str | None:
+    """'' or a true word -> default name (''), a false word -> None (off), else the name."""
+    text = str(value).strip()
+    if text.lower() in _TRUE or text == "":
+        return ""
+    if text.lower() in _FALSE:
+        return None
+    return text
+
+
+def parse_list(value: Any) -> list[str]:
+    """A list from TOML (a list) or from env/CLI (comma separated)."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: `--name-with-dashes`, env `PREFIX_NAME`, TOML key `name`."""
+
+    name: str
+    default: Any
+    help: str
+    type: Callable[[Any], Any] = str
+    choices: Sequence[str] | None = None
+    metavar: str | None = None
+    #: For `--flag [VALUE]`: the value when the flag is given without one.
+    const: Any = None
+    #: Repeatable flag (`--stt A --stt B`); env/TOML take a comma list / array.
+    multiple: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def env_name(self, prefix: str) -> str:
+        return f"{prefix}_{self.name.upper()}"
+
+    def convert(self, raw: Any, source: str) -> Any:
+        if raw is None:
+            return None
+        try:
+            if self.multiple:
+                return [self.type(v) for v in parse_list(raw)]
+            value = self.type(raw)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{self.flag} ({source}): {err}") from err
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(
+                f"{self.flag} ({source}): {value!r} is not one of {', '.join(self.choices)}"
+            )
+        return value
+
+
+def common_options(service: str, default_port: int) -> list[Option]:
+    """Options every Wyoming server has (runtime, zeroconf, HTTP, logging)."""
+    return [
+        Option("uri", f"tcp://0.0.0.0:{default_port}", "Where to listen: tcp://HOST:PORT or unix://PATH"),
+        Option("http", None, "Serve /healthz and /metrics on HOST:PORT (off when unset)", metavar="HOST:PORT"),
+        Option(
+            "zeroconf", None,
+            f"Advertise on the LAN as _wyoming._tcp with this instance name "
+            f"(given without a name: <hostname>-{service}; off when unset)",
+            metavar="NAME", const="", type=parse_zeroconf_name,
+        ),
+        Option("zeroconf_host", None, "Address to advertise (default: this host's LAN address)"),
+        Option("max_sessions", 4, "Requests served at once; more get an error with code 'busy'", type=int),
+        Option("max_connections", 64, "Open client connections at once; more are refused with 'busy'", type=int),
+        Option("max_frame_bytes", 4 * 1024 * 1024, "Largest event header + data + payload accepted", type=int),
+        Option("idle_timeout", 30.0, "Seconds a connection may stay silent before it is closed with 'timeout'", type=float),
+        Option("read_timeout", 10.0, "Seconds to receive the rest of an event once its header arrived", type=float),
+        Option("log_level", "INFO", "Logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    ]
+
+
+def build_parser(prog: str, description: str, prefix: str, options: Sequence[Option]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=(
+            f"Every flag has an environment twin ({prefix}_<NAME>) and a key in the TOML "
+            f"file given by --config ({prefix}_CONFIG). Precedence: flag > environment > file > default."
+        ),
+    )
+    parser.add_argument("--config", metavar="PATH", help=f"TOML configuration file [env {prefix}_CONFIG]")
+    for opt in options:
+        shown = "unset" if opt.default is None else opt.default
+        help_text = f"{opt.help} [env {opt.env_name(prefix)}; default: {shown}]"
+        kwargs: dict[str, Any] = {"dest": opt.name, "default": None, "help": help_text}
+        if opt.type is parse_bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = opt.metavar or opt.name.upper()
+            if opt.choices is not None:
+                kwargs["choices"] = list(opt.choices)
+                kwargs["metavar"] = "{" + ",".join(opt.choices) + "}"
+            if opt.multiple:
+                kwargs["action"] = "append"
+            if opt.const is not None:
+                kwargs["nargs"] = "?"
+                kwargs["const"] = opt.const
+        parser.add_argument(opt.flag, **kwargs)
+    return parser
+
+
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {path}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def resolve(
+    prog: str,
+    description: str,
+    prefix: str,
+    options: Sequence[Option],
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> argparse.Namespace:
+    """Parse argv and merge env/TOML/defaults; exits with a usage error on bad values."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser(prog, description, prefix, options)
+    args = parser.parse_args(argv)
+    try:
+        config_path = args.config or environ.get(f"{prefix}_CONFIG")
+        file_values = load_toml(config_path) if config_path else {}
+        known = {opt.name for opt in options}
+        unknown = sorted(set(file_values) - known)
+        if unknown:
+            raise ConfigError(f"unknown keys in {config_path}: {', '.join(unknown)}")
+        result = argparse.Namespace(config=config_path)
+        for opt in options:
+            cli = getattr(args, opt.name)
+            env = environ.get(opt.env_name(prefix))
+            if cli is not None:
+                value = opt.convert(cli if not opt.multiple else ",".join(cli), "flag")
+            elif env is not None:
+                value = opt.convert(env if env != "" or opt.const is None else opt.const, "environment")
+            elif opt.name in file_values:
+                value = opt.convert(file_values[opt.name], f"file {config_path}")
+            else:
+                value = opt.default
+            setattr(result, opt.name, value)
+    except ConfigError as err:
+        parser.error(str(err))
+    return result
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """'HOST:PORT' (or ':PORT') -> (host, port); IPv6 in brackets."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def existing_path(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ConfigError(f"no such file or directory: {value}")
+    return path
