@@ -24,6 +24,9 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # faster-whisper logs every request at INFO ("Processing audio ..."): keep it for DEBUG.
+    if level.upper() != "DEBUG":
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
 
 async def run_service(

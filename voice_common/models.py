@@ -82,7 +82,7 @@ def assemble_parts(parts: Iterable[Path], name: str, expected: str) -> Path:
             target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=name, suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
             for part in parts:

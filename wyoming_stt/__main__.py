@@ -1,0 +1,108 @@
+"""`python -m wyoming_stt` / `wyoming-stt`: the speech-to-text server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from wyoming.info import AsrModel, AsrProgram, Attribution, Info
+
+from voice_common import __version__
+from voice_common.app import main_entry, run_service, setup_logging
+from voice_common.config import Option, common_options, parse_bool, resolve
+from voice_common.models import ModelError
+
+from .backends import BACKENDS, SttBackend, create_backend
+from .engine import Engine
+from .handler import SttMetrics, SttService
+
+_LOGGER = logging.getLogger("wyoming_stt")
+
+OPTIONS = [
+    *common_options("stt", 10300),
+    Option("backend", "faster-whisper", "Speech-to-text backend", choices=BACKENDS),
+    Option(
+        "model", "tiny.en",
+        "Model: a bundled short name (tiny.en; base with the [multilingual] extra), a local "
+        "CTranslate2 model directory, or a hub name such as small or Systran/faster-whisper-small",
+    ),
+    Option("device", "cpu", "Inference device", choices=("cpu", "cuda", "auto")),
+    Option("compute_type", "auto", "CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA)"),
+    Option("beam_size", 1, "Beam size (1 = greedy: fastest, no worse on short commands)", type=int),
+    Option("cpu_threads", 0, "CPU threads per decode (0 = library default)", type=int),
+    Option("workers", 1, "Decodes that may run at once (CTranslate2 workers)", type=int),
+    Option("language", None, "Default language when the client sends none (e.g. en)"),
+    Option("initial_prompt", None, "Text that biases decoding (names, spelling, style)"),
+    Option("max_audio_seconds", 60.0, "Longest audio accepted per request", type=float),
+    Option("streaming", True, "Send transcript-start/-chunk/-stop streaming events", type=parse_bool),
+    Option("partial_interval", 1.0, "Seconds of new audio between partial decodes", type=float),
+    Option("vad", True, "Drop non-speech with Silero VAD before decoding (no words from silence)", type=parse_bool),
+    Option("no_speech_threshold", 0.6, "Drop segments whose no-speech probability is above this", type=float),
+    Option("download_dir", None, "Where hub models are downloaded/cached (default: the Hugging Face cache)"),
+    Option("local_files_only", False, "Never download a hub model; use only the local cache", type=parse_bool),
+]
+
+
+def build_info(backend: SttBackend) -> Info:
+    model = backend.model()
+    attribution = Attribution(name=model.attribution_name, url=model.attribution_url)
+    return Info(
+        asr=[
+            AsrProgram(
+                name="wyoming-voice-services-stt",
+                description=f"wyoming-voice-services speech to text ({backend.name})",
+                attribution=Attribution(name="wyoming-voice-services", url="https://github.com/wyoming-voice-services"),
+                installed=True,
+                version=__version__,
+                supports_transcript_streaming=True,
+                models=[
+                    AsrModel(
+                        name=model.name,
+                        description=model.description,
+                        attribution=attribution,
+                        installed=True,
+                        languages=model.languages,
+                        version=model.version,
+                    )
+                ],
+            )
+        ]
+    )
+
+
+async def serve(config) -> int:
+    metrics = SttMetrics()
+    backend = create_backend(config)
+    engine = Engine(backend, config.workers, metrics)
+    holder: dict[str, SttService] = {}
+
+    def load() -> None:
+        backend.load()
+        holder["service"] = SttService(config, engine, metrics, build_info(backend))
+
+    try:
+        return await run_service(
+            config,
+            service="stt",
+            metrics=metrics,
+            load=load,
+            factory=lambda writer, limits: holder["service"].connection(writer, limits),
+        )
+    except ModelError as err:
+        _LOGGER.error("%s", err)
+        return 2
+    finally:
+        engine.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = resolve("wyoming-stt", "Wyoming speech-to-text server", "STT", OPTIONS, argv)
+    setup_logging(config.log_level)
+    if config.cpu_threads == 0:
+        config.cpu_threads = os.cpu_count() or 2
+    main_entry(lambda: serve(config))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,54 @@
+"""The interface every STT backend implements.
+
+The protocol handler only ever sees this: load once, say which models and
+languages are really available, and turn 16 kHz mono float32 audio into text.
+`transcribe` is blocking and runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    language: str | None = None
+    initial_prompt: str | None = None
+    #: Names and terms that should be spelled right (Wyoming transcript_names/terms).
+    hotwords: tuple[str, ...] = field(default_factory=tuple)
+    beam_size: int = 1
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    name: str
+    languages: list[str]
+    description: str
+    attribution_name: str
+    attribution_url: str
+    version: str | None = None
+
+
+class SttBackend(ABC):
+    name: str
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model (once per process); raise a clear error if it cannot."""
+
+    @abstractmethod
+    def model(self) -> ModelDescription:
+        """What is loaded, for the Wyoming `info` event."""
+
+    @abstractmethod
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcription:
+        """Blocking: 16 kHz mono float32 -> text ('' for silence or noise)."""

@@ -1,0 +1,221 @@
+"""The Wyoming STT protocol handler: one per connection, any backend.
+
+describe -> info; transcribe + audio-start/chunk/stop -> transcript-start,
+transcript-chunk (partials), transcript, transcript-stop. Every failure becomes
+an `error` event with a code, after which the runtime closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from prometheus_client import Counter, Histogram
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.ping import Ping, Pong
+
+from voice_common.audio import AudioFormatError, PcmConverter
+from voice_common.metrics import LATENCY_BUCKETS, ServiceMetrics
+from voice_common.protocol import ProtocolError
+from voice_common.server import Connection, Limits, SessionSlots
+
+from .backends import DecodeOptions
+from .engine import Engine
+from .streaming import StreamingDecoder
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_HOTWORDS = 100
+MAX_HOTWORD_CHARS = 600
+
+
+class SttMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__("wyoming_stt")
+        self.decode_seconds = Histogram(
+            "decode_seconds", "Time spent in one backend decode", ["backend"],
+            namespace="wyoming_stt", registry=self.registry, buckets=LATENCY_BUCKETS,
+        )
+        self.speculative_hits = Counter(
+            "speculative_hits", "Final transcripts served from a decode made before audio-stop",
+            ["backend"], namespace="wyoming_stt", registry=self.registry,
+        )
+
+
+class SttService:
+    """What all connections share: the engine, settings, info, limits, metrics."""
+
+    def __init__(self, config, engine: Engine, metrics: SttMetrics, info: Info) -> None:
+        self.config = config
+        self.engine = engine
+        self.metrics = metrics
+        self.info = info
+        self.slots = SessionSlots(config.max_sessions)
+
+    def connection(self, writer: asyncio.StreamWriter, limits: Limits) -> "SttConnection":
+        return SttConnection(self, writer, limits)
+
+
+def normalize_language(language: str | None) -> str | None:
+    """'en-US' / 'en_us' -> 'en' (Whisper languages are ISO 639-1 codes)."""
+    if not language:
+        return None
+    return language.replace("_", "-").split("-")[0].lower()
+
+
+class SttConnection(Connection):
+    def __init__(self, service: SttService, writer: asyncio.StreamWriter, limits: Limits) -> None:
+        super().__init__(writer, limits)
+        self.service = service
+        self._request: Transcribe | None = None
+        self._decoder: StreamingDecoder | None = None
+        self._converter: PcmConverter | None = None
+        self._has_slot = False
+
+    async def handle_event(self, event: Event) -> bool:
+        if Describe.is_type(event.type):
+            await self.write(self.service.info.event())
+        elif Ping.is_type(event.type):
+            await self.write(Pong(text=Ping.from_event(event).text).event())
+        elif Transcribe.is_type(event.type):
+            if self._decoder is not None:
+                raise ProtocolError("transcribe received during an audio stream", "bad_request")
+            self._request = Transcribe.from_event(event)
+        elif AudioStart.is_type(event.type):
+            await self._start(AudioStart.from_event(event))
+        elif AudioChunk.is_type(event.type):
+            self._chunk(event)
+        elif AudioStop.is_type(event.type):
+            await self._stop()
+        else:
+            _LOGGER.debug("ignoring event %s", event.type)
+        return True
+
+    def _options(self) -> DecodeOptions:
+        config = self.service.config
+        request = self._request or Transcribe()
+        language = normalize_language(request.language) or normalize_language(config.language)
+        languages = self.service.engine.backend.model().languages
+        if language is not None and language not in languages:
+            raise ProtocolError(
+                f"language {request.language or config.language!r} is not supported by model "
+                f"{config.model!r} (supported: {', '.join(languages[:10])}{'...' if len(languages) > 10 else ''})",
+                "unsupported_language",
+            )
+        hotwords: list[str] = []
+        for item in (request.transcript_names or []) + (request.transcript_terms or []):
+            if not isinstance(item, str):
+                raise ProtocolError("transcript_names/terms must be strings", "bad_request")
+            item = item.strip()
+            if item and item not in hotwords and len(hotwords) < MAX_HOTWORDS:
+                if sum(len(h) + 1 for h in hotwords) + len(item) > MAX_HOTWORD_CHARS:
+                    break
+                hotwords.append(item)
+        return DecodeOptions(
+            language=language,
+            initial_prompt=config.initial_prompt,
+            hotwords=tuple(hotwords),
+            beam_size=config.beam_size,
+        )
+
+    async def _start(self, start: AudioStart) -> None:
+        if self._decoder is not None:
+            raise ProtocolError("audio-start received twice", "bad_request")
+        try:
+            self._converter = PcmConverter(start.rate, start.width, start.channels)
+        except AudioFormatError as err:
+            raise ProtocolError(str(err), "invalid_format") from err
+        options = self._options()
+        if not self.service.slots.try_acquire():
+            raise ProtocolError(
+                f"server busy: {self.service.slots.limit} transcriptions already in progress", "busy"
+            )
+        self._has_slot = True
+        self.service.metrics.active_sessions.inc()
+        self._started_at = time.perf_counter()
+        config = self.service.config
+        self._decoder = StreamingDecoder(
+            self.service.engine,
+            options,
+            on_partial=self._send_partial if config.streaming else None,
+            spawn=lambda coro: self.spawn(coro, "stt-decode"),
+            partial_interval=config.partial_interval,
+        )
+        if config.streaming:
+            context = (self._request.context if self._request else None)
+            await self.write(TranscriptStart(language=options.language, context=context).event())
+
+    async def _send_partial(self, text: str) -> None:
+        if not self.closed:
+            await self.write(TranscriptChunk(text=text).event())
+
+    def _chunk(self, event: Event) -> None:
+        if self._decoder is None or self._converter is None:
+            raise ProtocolError("audio-chunk received before audio-start", "bad_request")
+        try:
+            chunk = AudioChunk.from_event(event)
+        except (KeyError, TypeError) as err:
+            raise ProtocolError("audio-chunk without rate/width/channels", "invalid_format") from err
+        conv = self._converter
+        if (chunk.rate, chunk.width, chunk.channels) != (conv.rate, conv.width, conv.channels):
+            raise ProtocolError(
+                f"audio-chunk format {chunk.rate}/{chunk.width}/{chunk.channels} differs from "
+                f"audio-start {conv.rate}/{conv.width}/{conv.channels}",
+                "invalid_format",
+            )
+        try:
+            samples = conv.convert(chunk.audio or b"")
+        except AudioFormatError as err:
+            raise ProtocolError(str(err), "invalid_format") from err
+        limit = self.service.config.max_audio_seconds
+        if self._decoder.samples + samples.size > limit * 16000:
+            raise ProtocolError(f"audio longer than the limit of {limit:g} s", "too_large")
+        self._decoder.add(samples)
+
+    async def _stop(self) -> None:
+        decoder, converter = self._decoder, self._converter
+        if decoder is None or converter is None:
+            raise ProtocolError("audio-stop received before audio-start", "bad_request")
+        decoder.add(converter.flush())
+        stop_at = time.perf_counter()
+        result = await decoder.finish()
+        metrics, backend = self.service.metrics, self.service.engine.backend.name
+        metrics.latency.labels(backend).observe(time.perf_counter() - stop_at)
+        metrics.requests.labels(backend).inc()
+        metrics.audio_seconds.labels(backend).inc(decoder.samples / 16000)
+        if decoder.speculative_hits:
+            metrics.speculative_hits.labels(backend).inc()
+        _LOGGER.debug("transcript: %s", result.text)
+        _LOGGER.info(
+            "transcribed %.2f s of audio in %.0f ms after audio-stop",
+            decoder.samples / 16000, (time.perf_counter() - stop_at) * 1000,
+        )
+        context = self._request.context if self._request else None
+        if self.service.config.streaming:
+            delta = decoder.final_delta(result.text)
+            if delta:
+                await self.write(TranscriptChunk(text=delta).event())
+        await self.write(Transcript(text=result.text, language=result.language, context=context).event())
+        if self.service.config.streaming:
+            await self.write(TranscriptStop().event())
+        self._end_session()
+        self._request = None
+
+    def _end_session(self) -> None:
+        self._decoder = None
+        self._converter = None
+        if self._has_slot:
+            self._has_slot = False
+            self.service.slots.release()
+            self.service.metrics.active_sessions.dec()
+
+    async def send_error(self, text: str, code: str) -> None:
+        self.service.metrics.errors.labels(code).inc()
+        await super().send_error(text, code)
+
+    async def on_close(self) -> None:
+        self._end_session()
