@@ -180,6 +180,7 @@ class WyomingServer:
         except ProtocolError as err:
             _LOGGER.info("closing connection: %s (%s)", err.text, err.code)
             await conn.send_error(err.text, err.code)
+            await _linger(reader, writer)
         except ClientGone:
             _LOGGER.debug("client went away")
         except asyncio.CancelledError:
@@ -188,6 +189,7 @@ class WyomingServer:
         except Exception as err:  # a bug or backend fault: tell the client, keep serving others
             _LOGGER.exception("unexpected error while handling a client")
             await conn.send_error(f"internal error: {type(err).__name__}", "internal_error")
+            await _linger(reader, writer)
         finally:
             conn.closed = True
             await conn.cancel_tasks()
@@ -196,6 +198,29 @@ class WyomingServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float = 2.0) -> None:
+    """After an error, half-close and discard what the client still sends.
+
+    Closing a socket with unread input makes the kernel send RST, which can
+    destroy the error event before the client reads it (a client streaming
+    audio keeps writing). Draining briefly lets the error arrive intact.
+    """
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        discarded = 0
+        while discarded < 64 * 1024 * 1024:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            data = await asyncio.wait_for(reader.read(65536), remaining)
+            if not data:
+                break
+            discarded += len(data)
 
 
 async def wait_for_stop_signal() -> None:

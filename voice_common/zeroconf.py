@@ -56,14 +56,16 @@ class Advertiser:
     async def start(self) -> None:
         self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
         # allow_name_change: a second instance with the same name gets "name (2)" instead of failing.
-        await self._zc.async_register_service(self._info, allow_name_change=True)
+        # The call returns a task that completes once the announcement was sent.
+        await (await self._zc.async_register_service(self._info, allow_name_change=True))
         _LOGGER.info("zeroconf: advertising %s at %s:%s", self._info.name, self.address, self.port)
 
     async def close(self) -> None:
         if self._zc is None:
             return
         try:
-            await self._zc.async_unregister_service(self._info)
+            # Await the returned task: it sends the goodbye packets peers rely on.
+            await (await self._zc.async_unregister_service(self._info))
         finally:
             await self._zc.async_close()
             self._zc = None

@@ -74,10 +74,15 @@ class Hypothesis:
     result: Transcription
 
 
+def _norm(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum() or ch == "'")
+
+
 def common_prefix(a: list[str], b: list[str]) -> int:
+    """Words two hypotheses share, ignoring case and punctuation ("you." == "you,")."""
     n = 0
     for x, y in zip(a, b):
-        if x != y:
+        if _norm(x) != _norm(y):
             break
         n += 1
     return n

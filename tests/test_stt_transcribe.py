@@ -1,0 +1,182 @@
+"""STT end to end over real TCP with the wyoming client and the bundled tiny.en model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
+
+from helpers import JFK_FLAC, JFK_TEXT, ServerProcess, decode_audio, espeak, normalize_words, silence, word_error_rate
+
+SAMPLES_PER_CHUNK = 1024  # what Home Assistant sends
+
+
+@pytest.fixture(scope="module")
+def stt():
+    server = ServerProcess("wyoming_stt", "--max-sessions", "4", "--http", "127.0.0.1:0").wait_ready()
+    yield server
+    assert server.terminate() == 0
+    log = server.log()
+    assert "Task exception was never retrieved" not in log
+    assert "Traceback" not in log, log
+
+
+@pytest.fixture(scope="module")
+def jfk_pcm() -> bytes:
+    return decode_audio(JFK_FLAC)
+
+
+async def transcribe(port, pcm, rate=16000, width=2, channels=1, *, language="en", pace=0.0, names=None):
+    """Home Assistant's sequence; returns (events after audio-stop, events before it)."""
+    before: list = []
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Transcribe(language=language, transcript_names=names).event())
+        await client.write_event(AudioStart(rate, width, channels).event())
+        step = SAMPLES_PER_CHUNK * width * channels
+        reader = asyncio.ensure_future(_collect(client, before)) if pace else None
+        try:
+            for i in range(0, len(pcm), step):
+                await client.write_event(AudioChunk(rate, width, channels, pcm[i:i + step]).event())
+                if pace:
+                    await asyncio.sleep(SAMPLES_PER_CHUNK / rate / pace)
+            early = list(before)
+            await client.write_event(AudioStop().event())
+        except ConnectionError:
+            early = list(before)  # the server answered with an error and closed
+        if reader is not None:
+            await asyncio.wait_for(reader, 60)
+            events = before
+        else:
+            events = []
+            await asyncio.wait_for(_collect(client, events), 60)
+        return events, early
+
+
+async def _collect(client, events):
+    while True:
+        event = await client.read_event()
+        assert event is not None, f"connection closed; got {[e.type for e in events]}"
+        events.append(event)
+        if event.type in ("transcript-stop", "error"):
+            return
+
+
+def final_text(events) -> str:
+    texts = [e.data["text"] for e in events if e.type == "transcript"]
+    assert len(texts) == 1, [e.type for e in events]
+    return texts[0]
+
+
+def test_describe_is_instant_and_complete(stt):
+    async def run():
+        async with AsyncTcpClient("127.0.0.1", stt.port) as client:
+            start = time.perf_counter()
+            await client.write_event(Describe().event())
+            event = await client.read_event()
+            return event, time.perf_counter() - start
+
+    event, elapsed = asyncio.run(run())
+    assert elapsed < 0.5
+    info = Info.from_event(event)
+    (program,) = info.asr
+    assert program.installed and program.supports_transcript_streaming and program.version
+    (model,) = program.models
+    assert model.name == "tiny.en" and model.languages == ["en"] and model.installed
+    assert model.attribution.name and model.attribution.url
+
+
+def test_jfk_home_assistant_sequence(stt, jfk_pcm):
+    events, _ = asyncio.run(transcribe(stt.port, jfk_pcm + silence(0.7)))
+    types = [e.type for e in events]
+    assert types[0] == "transcript-start"
+    assert types[-2:] == ["transcript", "transcript-stop"]
+    assert set(types[1:-2]) <= {"transcript-chunk"}
+    assert word_error_rate(JFK_TEXT, final_text(events)) <= 0.1
+
+
+def test_streaming_partials_arrive_while_audio_still_streams(stt, jfk_pcm):
+    events, early = asyncio.run(transcribe(stt.port, jfk_pcm + silence(0.7), pace=1.5))
+    assert any(e.type == "transcript-chunk" for e in early), "no partial before audio-stop"
+    text = final_text(events)
+    assert word_error_rate(JFK_TEXT, text) <= 0.1
+    chunks = "".join(e.data["text"] for e in events if e.type == "transcript-chunk")
+    # Partials are deltas of words two decodes agreed on; up to case and punctuation
+    # they never contradict the final, and with the final delta they spell it out.
+    assert normalize_words(chunks) == normalize_words(text)
+
+
+def test_any_input_format_is_converted(stt):
+    pcm44 = np.frombuffer(decode_audio(JFK_FLAC, rate=44100), dtype="<i2").astype(np.int32) << 16
+    stereo32 = np.repeat(pcm44, 2).astype("<i4").tobytes()
+    events, _ = asyncio.run(transcribe(stt.port, stereo32, rate=44100, width=4, channels=2))
+    assert word_error_rate(JFK_TEXT, final_text(events)) <= 0.1
+
+    pcm8k = np.frombuffer(espeak("turn on the kitchen light", rate=8000), dtype="<i2")
+    unsigned8 = ((pcm8k.astype(np.int32) >> 8) + 128).astype(np.uint8).tobytes()
+    events, _ = asyncio.run(transcribe(stt.port, unsigned8, rate=8000, width=1))
+    assert word_error_rate("turn on the kitchen light", final_text(events)) <= 0.2
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["turn off the living room lights", "what is the weather like tomorrow", "set a timer for ten minutes"],
+)
+def test_generated_commands(stt, text):
+    events, _ = asyncio.run(transcribe(stt.port, silence(0.3) + espeak(text) + silence(0.7), pace=4))
+    assert word_error_rate(text, final_text(events)) <= 0.2
+
+
+def test_silence_and_noise_give_empty_transcripts(stt):
+    events, _ = asyncio.run(transcribe(stt.port, silence(5)))
+    assert final_text(events) == ""
+    noise = (np.random.default_rng(1).normal(0, 0.03, 16000 * 3) * 32767).astype("<i2").tobytes()
+    events, _ = asyncio.run(transcribe(stt.port, noise))
+    assert final_text(events) == ""
+
+
+def test_unsupported_language_is_an_error(stt, jfk_pcm):
+    events, _ = asyncio.run(transcribe(stt.port, jfk_pcm[:32000], language="de"))
+    assert events[-1].type == "error" and events[-1].data["code"] == "unsupported_language"
+
+
+def test_transcript_names_are_accepted(stt):
+    text = "turn on the lamp in the study"
+    events, _ = asyncio.run(transcribe(stt.port, espeak(text), names=["Study Lamp", "Kitchen"]))
+    assert word_error_rate(text, final_text(events)) <= 0.2
+
+
+def test_concurrent_clients_and_instant_describe(stt, jfk_pcm):
+    async def run():
+        jobs = [asyncio.ensure_future(transcribe(stt.port, jfk_pcm)) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        async with AsyncTcpClient("127.0.0.1", stt.port) as client:
+            start = time.perf_counter()
+            await client.write_event(Describe().event())
+            assert (await client.read_event()).type == "info"
+            describe_s = time.perf_counter() - start
+        return await asyncio.gather(*jobs), describe_s
+
+    results, describe_s = asyncio.run(run())
+    assert describe_s < 0.25, f"describe took {describe_s:.3f} s while others transcribe"
+    for events, _ in results:
+        assert word_error_rate(JFK_TEXT, final_text(events)) <= 0.1
+
+
+def test_health_and_metrics(stt):
+    import re
+    import urllib.request
+
+    port = int(re.search(r"health and metrics on http://127.0.0.1:(\d+)", stt.log()).group(1))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        body = resp.read().decode()
+    assert 'wyoming_stt_requests_total{backend="faster-whisper"}' in body
+    assert "wyoming_stt_latency_seconds_bucket" in body
+    assert "wyoming_stt_active_sessions 0.0" in body
