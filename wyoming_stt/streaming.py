@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -100,6 +101,7 @@ class StreamingDecoder:
         spawn: Callable[[Awaitable], asyncio.Task],
         partial_interval: float = 1.0,
         speculate_after: float = 0.3,
+        burst_factor: float | None = 2.0,
     ) -> None:
         self._engine = engine
         self._options = options
@@ -107,6 +109,7 @@ class StreamingDecoder:
         self._spawn = spawn
         self._partial_interval = int(partial_interval * RATE)
         self._speculate_after = speculate_after
+        self._burst_factor = burst_factor
         self._chunks: list[np.ndarray] = []
         self.samples = 0
         self._energy = EnergyTracker()
@@ -118,6 +121,7 @@ class StreamingDecoder:
         self._last_decode_at = 0
         self._finished = False
         self.speculative_hits = 0
+        self._t0: float | None = None
 
     def audio(self, end: int | None = None) -> np.ndarray:
         if len(self._chunks) > 1:
@@ -128,19 +132,20 @@ class StreamingDecoder:
     def add(self, samples: np.ndarray) -> None:
         if samples.size == 0:
             return
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
         self._chunks.append(samples)
         self.samples += samples.size
         self._energy.add(samples)
-        if self._inflight is not None or not self._energy.has_speech():
+        if self._inflight is not None or not self._energy.has_speech() or not self._engine.idle():
             return
+        if self._burst_factor and self.samples / RATE > self._burst_factor * (now - self._t0) + 0.5:
+            return  # audio arrives in a burst (a file, not a live mic): early decodes would be wasted
         if self._energy.trailing_silence_s() >= self._speculate_after:
             if self._best is None or self._best.samples < self._speech_end():
                 self._start_decode()
-        elif (
-            self._on_partial is not None
-            and self.samples - self._last_decode_at >= self._partial_interval
-            and self._engine.idle()
-        ):
+        elif self._on_partial is not None and self.samples - self._last_decode_at >= self._partial_interval:
             self._start_decode()
 
     def _speech_end(self) -> int:
