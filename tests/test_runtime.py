@@ -35,14 +35,25 @@ def test_bad_values_are_usage_errors(tmp_path, capsys):
     assert "bogus" in capsys.readouterr().err
 
 
-def test_help_names_every_flag_and_env_twin():
-    out = subprocess.run([sys.executable, "-m", "wyoming_stt", "--help"], capture_output=True, text=True,
+@pytest.mark.parametrize("module", ["wyoming_stt", "wyoming_tts", "broker"])
+def test_help_names_every_flag_and_env_twin(module):
+    import importlib
+
+    options_module = importlib.import_module("broker.config" if module == "broker" else f"{module}.__main__")
+    prefix = {"wyoming_stt": "STT", "wyoming_tts": "TTS", "broker": "BROKER"}[module]
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout
-    for opt in STT_OPTIONS:
-        assert opt.flag in out and opt.env_name("STT") in out
+    for opt in options_module.OPTIONS:
+        assert opt.flag in out and opt.env_name(prefix) in out, opt.flag
+
+
+def test_readme_option_tables_match_the_code():
+    """The README's tables are generated from the Options (scripts/options_tables.py)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from options_tables import render
+
     readme = (REPO / "README.md").read_text()
-    for opt in STT_OPTIONS:
-        assert opt.flag in readme, f"{opt.flag} missing from README"
+    assert render(readme) == readme, "README option tables are stale: run python scripts/options_tables.py"
 
 
 def test_example_config_is_valid():

@@ -200,3 +200,26 @@ def existing_path(value: str) -> Path:
     if not path.exists():
         raise ConfigError(f"no such file or directory: {value}")
     return path
+
+
+def options_markdown(prefix: str, options: Sequence[Option]) -> str:
+    """The README's option table, generated from the same Options that build `--help`."""
+    rows = ["| flag | environment | default | what |", "|---|---|---|---|"]
+    rows.append(f"| `--config PATH` | `{prefix}_CONFIG` | unset | TOML configuration file |")
+    for opt in options:
+        flag = f"{opt.flag} [{opt.metavar}]" if opt.const is not None else opt.flag
+        if opt.type is parse_bool:
+            flag = f"{opt.flag}, --no-{opt.flag[2:]}"
+        if opt.default is None or opt.default == []:
+            default = "unset"
+        elif isinstance(opt.default, list):
+            default = f"`{','.join(map(str, opt.default))}`"
+        else:  # paths under the home directory shown the way every reader's differs
+            default = "`" + str(opt.default).replace(str(Path.home()), "~") + "`"
+        text = opt.help.replace("|", "\\|")
+        if opt.choices:
+            text += " (" + " \\| ".join(opt.choices) + ")"
+        if opt.multiple and "repeat" not in text:
+            text += " (repeatable)"
+        rows.append(f"| `{flag}` | `{opt.env_name(prefix)}` | {default} | {text} |")
+    return "\n".join(rows) + "\n"
