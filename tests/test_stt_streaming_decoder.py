@@ -20,7 +20,7 @@ from wyoming_stt.streaming import EnergyTracker, StreamingDecoder, common_prefix
 def engine():
     config = types.SimpleNamespace(
         model="tiny.en", device="cpu", compute_type="int8", cpu_threads=2, workers=1,
-        download_dir=None, local_files_only=True, vad=True, no_speech_threshold=0.6,
+        download_dir=None, local_files_only=True, vad=True, no_speech_threshold=0.6, short_context=True,
     )
     backend = FasterWhisperBackend(config)
     backend.load()

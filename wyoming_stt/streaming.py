@@ -11,6 +11,7 @@ into `transcript-chunk` deltas by local agreement (words two decodes agree on).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ class StreamingDecoder:
     ) -> None:
         self._engine = engine
         self._options = options
+        self._partial_options = dataclasses.replace(options, thorough=True)
         self._on_partial = on_partial
         self._spawn = spawn
         self._partial_interval = int(partial_interval * RATE)
@@ -144,9 +146,9 @@ class StreamingDecoder:
             return  # audio arrives in a burst (a file, not a live mic): early decodes would be wasted
         if self._energy.trailing_silence_s() >= self._speculate_after:
             if self._best is None or self._best.samples < self._speech_end():
-                self._start_decode()
+                self._start_decode(self._options)  # speculative: fast, it may be the answer
         elif self._on_partial is not None and self.samples - self._last_decode_at >= self._partial_interval:
-            self._start_decode()
+            self._start_decode(self._partial_options)  # words committed early: accurate
 
     def _speech_end(self) -> int:
         voiced = self._energy.voiced()
@@ -154,15 +156,15 @@ class StreamingDecoder:
             return 0
         return (int(np.flatnonzero(voiced)[-1]) + 1) * FRAME
 
-    def _start_decode(self) -> None:
+    def _start_decode(self, options: DecodeOptions) -> None:
         end = self.samples
         self._last_decode_at = end
         self._inflight_samples = end
-        self._inflight = self._spawn(self._decode(end))
+        self._inflight = self._spawn(self._decode(end, options))
 
-    async def _decode(self, end: int) -> Hypothesis:
+    async def _decode(self, end: int, options: DecodeOptions) -> Hypothesis:
         try:
-            result = await self._engine.transcribe(self.audio(end), self._options)
+            result = await self._engine.transcribe(self.audio(end), options)
             hyp = Hypothesis(end, result)
             if self._best is None or end >= self._best.samples:
                 self._best = hyp

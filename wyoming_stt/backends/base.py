@@ -20,6 +20,9 @@ class DecodeOptions:
     #: Names and terms that should be spelled right (Wyoming transcript_names/terms).
     hotwords: tuple[str, ...] = field(default_factory=tuple)
     beam_size: int = 1
+    #: Prefer accuracy over speed (partial results decoded while audio still arrives, whose
+    #: words are committed early): backends may skip speed shortcuts.
+    thorough: bool = False
 
 
 @dataclass(frozen=True)

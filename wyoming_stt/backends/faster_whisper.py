@@ -80,8 +80,9 @@ class FasterWhisperBackend(SttBackend):
         return name  # hub name: faster-whisper's normal download/cache path
 
     def load(self) -> None:
-        from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        from .short_context import ShortContextWhisper
 
         device = resolve_device(self._config.device)
         compute_type = self._config.compute_type
@@ -91,7 +92,7 @@ class FasterWhisperBackend(SttBackend):
         self._source = path
         _LOGGER.info("loading faster-whisper model %s on %s (%s)", path, device, compute_type)
         try:
-            self._model = WhisperModel(
+            self._model = ShortContextWhisper(
                 path,
                 device=device,
                 compute_type=compute_type,
@@ -126,6 +127,21 @@ class FasterWhisperBackend(SttBackend):
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcription:
         assert self._model is not None, "load() first"
+        from .short_context import encoder_frames, looks_like_a_loop
+
+        seconds = len(audio) / 16000
+        if self._config.short_context and not options.thorough:
+            self._model.set_encoder_frames(encoder_frames(len(audio)))
+            text, language, ratio = self._decode(audio, options)
+            if not looks_like_a_loop(text, ratio, seconds):
+                return Transcription(text=text, language=language)
+            _LOGGER.info("short-context decode looked like a loop; decoding the full 30 s window")
+        self._model.set_encoder_frames(None)
+        text, language, _ratio = self._decode(audio, options)
+        return Transcription(text=text, language=language)
+
+    def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str, float]:
+        """One faster-whisper decode: (text, language, worst segment compression ratio)."""
         language = options.language if self._multilingual else "en"
         segments, info = self._model.transcribe(
             audio,
@@ -137,5 +153,7 @@ class FasterWhisperBackend(SttBackend):
             without_timestamps=True,
             condition_on_previous_text=False,
         )
-        texts = [seg.text.strip() for seg in segments if seg.no_speech_prob < self._config.no_speech_threshold]
-        return Transcription(text=" ".join(t for t in texts if t), language=info.language or language)
+        kept = [seg for seg in segments if seg.no_speech_prob < self._config.no_speech_threshold]
+        text = " ".join(t for t in (seg.text.strip() for seg in kept) if t)
+        ratio = max((seg.compression_ratio for seg in kept), default=0.0)
+        return text, info.language or language, ratio
