@@ -88,7 +88,7 @@ class Option:
         return value
 
 
-def common_options(service: str, default_port: int) -> list[Option]:
+def common_options(service: str, default_port: int, max_sessions: int = 4) -> list[Option]:
     """Options every Wyoming server has (runtime, zeroconf, HTTP, logging)."""
     return [
         Option("uri", f"tcp://0.0.0.0:{default_port}", "Where to listen: tcp://HOST:PORT or unix://PATH"),
@@ -100,7 +100,7 @@ def common_options(service: str, default_port: int) -> list[Option]:
             metavar="NAME", const="", type=parse_zeroconf_name,
         ),
         Option("zeroconf_host", None, "Address to advertise (default: this host's LAN address)"),
-        Option("max_sessions", 4, "Requests served at once; more get an error with code 'busy'", type=int),
+        Option("max_sessions", max_sessions, "Requests served at once; more get an error with code 'busy'", type=int),
         Option("max_connections", 64, "Open client connections at once; more are refused with 'busy'", type=int),
         Option("max_frame_bytes", 4 * 1024 * 1024, "Largest event header + data + payload accepted", type=int),
         Option("idle_timeout", 30.0, "Seconds a connection may stay silent before it is closed with 'timeout'", type=float),

@@ -20,7 +20,7 @@ from .handler import SttMetrics, SttService
 _LOGGER = logging.getLogger("wyoming_stt")
 
 OPTIONS = [
-    *common_options("stt", 10300),
+    *common_options("stt", 10300, max_sessions=16),  # sessions are cheap; --workers bound the CPU
     Option("backend", "faster-whisper", "Speech-to-text backend", choices=BACKENDS),
     Option(
         "model", "tiny.en",
