@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from voice_common.models import ModelError, assemble_parts, package_dir, verify_sha256
 
 from .base import DecodeOptions, ModelDescription, SttBackend, Transcription
+from .short_context import ShortContextWhisper, encoder_frames, looks_like_a_loop
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,8 +84,6 @@ class FasterWhisperBackend(SttBackend):
     def load(self) -> None:
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-        from .short_context import ShortContextWhisper
-
         device = resolve_device(self._config.device)
         compute_type = self._config.compute_type
         if compute_type == "auto":
@@ -105,8 +105,30 @@ class FasterWhisperBackend(SttBackend):
             raise ModelError(f"cannot load faster-whisper model {self._config.model!r}: {err}") from err
         self._multilingual = bool(self._model.model.is_multilingual)
         self._languages = sorted(_LANGUAGE_CODES) if self._multilingual else ["en"]
-        # Warm up so the first real request is as fast as later ones.
-        self.transcribe(np.zeros(16000, dtype=np.float32), DecodeOptions(language=self._languages[0]))
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run the encoder and decoder once on every CTranslate2 worker, so the first real
+        request is as fast as later ones (silence would not do: VAD skips the model)."""
+
+        noise = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
+        frames = encoder_frames(noise.size) if self._config.short_context else None
+
+        def decode(_index: int) -> None:
+            self._model.set_encoder_frames(frames)
+            segments, _info = self._model.transcribe(
+                noise, language=self._languages[0], beam_size=1, vad_filter=False,
+                without_timestamps=True, condition_on_previous_text=False,
+            )
+            list(segments)
+
+        workers = max(1, self._config.workers)
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(decode, range(workers)))
+        if self._config.vad:  # faster-whisper loads its Silero VAD lazily, on first use
+            from faster_whisper.vad import get_speech_timestamps
+
+            get_speech_timestamps(noise)
 
     @property
     def languages(self) -> list[str]:
@@ -127,8 +149,6 @@ class FasterWhisperBackend(SttBackend):
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcription:
         assert self._model is not None, "load() first"
-        from .short_context import encoder_frames, looks_like_a_loop
-
         seconds = len(audio) / 16000
         if self._config.short_context and not options.thorough:
             self._model.set_encoder_frames(encoder_frames(len(audio)))
