@@ -76,6 +76,12 @@ class Hypothesis:
     result: Transcription
 
 
+@dataclass
+class Inflight:
+    samples: int  # audio length the decode covers
+    task: asyncio.Task
+
+
 def _norm(word: str) -> str:
     return "".join(ch for ch in word.lower() if ch.isalnum() or ch == "'")
 
@@ -115,8 +121,8 @@ class StreamingDecoder:
         self._chunks: list[np.ndarray] = []
         self.samples = 0
         self._energy = EnergyTracker()
-        self._inflight: asyncio.Task | None = None
-        self._inflight_samples = 0
+        self._partial: Inflight | None = None
+        self._speculative: Inflight | None = None
         self._best: Hypothesis | None = None
         self._last_words: list[str] = []
         self._emitted: list[str] = []
@@ -140,15 +146,19 @@ class StreamingDecoder:
         self._chunks.append(samples)
         self.samples += samples.size
         self._energy.add(samples)
-        if self._inflight is not None or not self._energy.has_speech() or not self._engine.idle():
+        if not self._energy.has_speech() or not self._engine.idle():
             return
         if self._burst_factor and self.samples / RATE > self._burst_factor * (now - self._t0) + 0.5:
             return  # audio arrives in a burst (a file, not a live mic): early decodes would be wasted
         if self._energy.trailing_silence_s() >= self._speculate_after:
-            if self._best is None or self._best.samples < self._speech_end():
-                self._start_decode(self._options)  # speculative: fast, it may be the answer
-        elif self._on_partial is not None and self.samples - self._last_decode_at >= self._partial_interval:
-            self._start_decode(self._partial_options)  # words committed early: accurate
+            # Speculative: fast, it may be the answer. It does not wait for a partial decode
+            # in flight (a free worker is enough), or that partial would delay the answer.
+            if self._speculative is None and (self._best is None or self._best.samples < self._speech_end()):
+                self._speculative = self._start_decode(self._options)
+        elif (self._on_partial is not None and self._partial is None
+              and self.samples - self._last_decode_at >= self._partial_interval):
+            self._last_decode_at = self.samples
+            self._partial = self._start_decode(self._partial_options)  # words committed early: accurate
 
     def _speech_end(self) -> int:
         voiced = self._energy.voiced()
@@ -156,11 +166,9 @@ class StreamingDecoder:
             return 0
         return (int(np.flatnonzero(voiced)[-1]) + 1) * FRAME
 
-    def _start_decode(self, options: DecodeOptions) -> None:
+    def _start_decode(self, options: DecodeOptions) -> Inflight:
         end = self.samples
-        self._last_decode_at = end
-        self._inflight_samples = end
-        self._inflight = self._spawn(self._decode(end, options))
+        return Inflight(end, self._spawn(self._decode(end, options)))
 
     async def _decode(self, end: int, options: DecodeOptions) -> Hypothesis:
         try:
@@ -171,8 +179,10 @@ class StreamingDecoder:
             await self._emit_stable(result.text)
             return hyp
         finally:
-            if self._inflight is asyncio.current_task():
-                self._inflight = None
+            for name in ("_partial", "_speculative"):
+                inflight = getattr(self, name)
+                if inflight is not None and inflight.task is asyncio.current_task():
+                    setattr(self, name, None)
 
     async def _emit_stable(self, text: str) -> None:
         words = text.split()
@@ -190,12 +200,13 @@ class StreamingDecoder:
 
     async def finish(self) -> Transcription:
         """The final transcript; reuses the speculative decode when only silence followed."""
-        inflight = self._inflight
-        if inflight is not None and self._energy.silent_after(self._inflight_samples):
-            try:
-                await asyncio.shield(inflight)
-            except Exception:  # noqa: BLE001 - fall through to a full decode
-                pass
+        for inflight in (self._speculative, self._partial):
+            if inflight is not None and self._energy.silent_after(inflight.samples):
+                try:
+                    await asyncio.shield(inflight.task)
+                except Exception:  # noqa: BLE001 - fall through to a full decode
+                    pass
+                break
         self._finished = True
         best = self._best
         if best is not None and self._energy.silent_after(best.samples):
