@@ -1,0 +1,1 @@
+"""MQTT bridge to the Wyoming STT/TTS services (API in docs/mqtt.md)."""

@@ -1,0 +1,382 @@
+"""The dispatcher: routes each MQTT request to a session and enforces the caps.
+
+Per site there is at most one STT and one TTS session, in total at most
+`--max-sessions`; more is answered `busy`. The dispatcher only validates and
+queues; sessions run as their own tasks. When the MQTT link drops, every
+session ends and its `interrupted` error is published once the link is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import deque
+from dataclasses import replace
+from typing import Any, Awaitable, Callable
+
+import aiomqtt
+
+from voice_common import __version__
+from voice_common.server import SessionSlots
+
+from .chat import Conversations
+from .config import MODES, Limits
+from .hass import discovery_messages
+from .metrics import BrokerMetrics
+from .mqtt import Inbound, MqttLink
+from .payloads import parse_json, parse_say
+from .replies import JSON, Replies, ReplyTo, SessionError, reply_to
+from .services import ServicePool
+from .session import Deps, Session
+from .settings import SettingsStore
+from .stt import SttRequest, SttResult, SttSession, Stop
+from .topics import ID_RE, Route, Topics
+from .tts import TtsSession, Voice
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_PENDING_ERRORS = 1024
+
+
+class Bridge:
+    """Implements `LinkHandler` for the MQTT link."""
+
+    def __init__(self, config, link: MqttLink, pool: ServicePool, store: SettingsStore,
+                 metrics: BrokerMetrics) -> None:
+        self.config = config
+        self.link = link
+        self.store = store
+        self.metrics = metrics
+        self.topics = Topics(config.prefix, config.ha_prefix)
+        self.limits = Limits.from_config(config)
+        self.replies = Replies(link, self.topics)
+        self.deps = Deps(pool, self.replies, self.limits, metrics, self.topics)
+        self.slots = SessionSlots(self.limits.max_sessions)
+        self.stt: dict[str, SttSession] = {}
+        self.tts: dict[str, TtsSession] = {}
+        self.conversations = Conversations(link, self.replies, self.topics, self, self.limits.chat_timeout)
+        self._pending: deque[tuple[ReplyTo, SessionError]] = deque(maxlen=MAX_PENDING_ERRORS)
+        self._handlers: dict[str, Callable[[Route, Inbound], Awaitable[None]]] = {
+            "stt.start": self._stt_start, "stt.audio": self._stt_audio, "stt.stop": self._stt_stop,
+            "stt.cancel": self._stt_cancel, "tts.site_say": self._tts_say, "tts.say": self._tts_say,
+            "tts.text_start": self._tts_text_start, "tts.text": self._tts_text,
+            "tts.text_end": self._tts_text_end, "tts.cancel": self._tts_cancel,
+            "settings.set": self._settings_set, "chat.response": self._chat, "chat.text": self._chat,
+            "chat.end": self._chat,
+        }
+
+    # -- LinkHandler --------------------------------------------------------
+    async def on_connect(self) -> None:
+        while self._pending:
+            reply, err = self._pending.popleft()
+            await self.replies.error(reply, err)
+        await self.publish_info()
+        for site in self.sites():
+            await self._publish_settings(site)
+        await self.publish_discovery()
+
+    def on_disconnect(self) -> None:
+        for session in [*self.stt.values(), *self.tts.values()]:
+            self._interrupt(session)
+        self.conversations.close()
+
+    async def on_message(self, msg: Inbound) -> None:
+        if msg.topic == self.topics.ha_status:
+            if msg.payload.strip().lower() == b"online":
+                await self.publish_discovery()
+            return
+        route = self.topics.parse(msg.topic)
+        if isinstance(route, str):
+            self.metrics.dropped.labels(route).inc()
+            return
+        if msg.retain:
+            self.metrics.dropped.labels("retained").inc()
+            return
+        self.metrics.messages.labels(route.kind).inc()
+        await self._handlers[route.kind](route, msg)
+
+    # -- publishing ----------------------------------------------------------
+    def sites(self) -> list[str]:
+        return sorted(set(self.config.sites) | set(self.store.sites))
+
+    async def publish_info(self) -> None:
+        limits = self.limits
+        info = {
+            "api": 1, "version": __version__, "mqtt_protocol": "5" if self.link.v5 else "3.1.1",
+            "services": [s.summary() for s in self.deps.pool.services],
+            "stt": {"rates": list(limits.rates), "widths": list(limits.widths), "channels": list(limits.channels),
+                    "max_audio_seconds": limits.max_audio_seconds, "max_chunk_bytes": limits.max_chunk_bytes},
+            "tts": {"max_text_chars": limits.max_text_chars, "audio_chunk_bytes": limits.audio_chunk_bytes},
+            "limits": {"max_sessions": limits.max_sessions, "idle_timeout": limits.idle_timeout,
+                       "max_control_bytes": limits.max_control_bytes},
+            "modes": list(MODES), "default_mode": self.config.default_mode,
+            "reply_prefixes": list(self.config.reply_prefix), "group": self.config.group,
+        }
+        await self.link.publish(self.topics.info, json.dumps(info).encode(), qos=1, retain=True,
+                                properties=self.link.properties(content_type=JSON))
+
+    async def watch_services(self) -> None:
+        """Republish `voice/info` whenever services come, go, or change health."""
+        pool = self.deps.pool
+        while True:
+            await pool.changed.wait()
+            await asyncio.sleep(0.2)  # let a burst of changes settle
+            pool.changed.clear()
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self.publish_info()
+
+    async def publish_discovery(self, sites: list[str] | None = None) -> None:
+        if not self.config.ha_discovery:
+            return
+        for site in sites if sites is not None else self.sites():
+            for topic, payload in discovery_messages(self.topics, site):
+                await self.link.publish(topic, payload, qos=1)
+            await self._publish_busy(site)
+
+    async def _publish_settings(self, site: str) -> None:
+        body = json.dumps(self.store.get(site).public(self.config.default_mode)).encode()
+        await self.link.publish(self.topics.settings(site), body, qos=1, retain=True,
+                                properties=self.link.properties(content_type=JSON))
+
+    async def _publish_busy(self, site: str) -> None:
+        state = b"ON" if site in self.stt or site in self.tts else b"OFF"
+        with contextlib.suppress(aiomqtt.MqttError):
+            await self.link.publish(self.topics.busy(site), state, qos=0)
+
+    # -- sessions --------------------------------------------------------------
+    def mode(self, site: str) -> str:
+        return self.store.get(site).mode or self.config.default_mode
+
+    def _admit(self, site: str, registry: dict, what: str) -> None:
+        mode = self.mode(site)
+        if mode == "disabled" or (what == "stt" and mode == "tts_only"):
+            raise SessionError("disabled", f"{what.upper()} is disabled at site {site} (mode {mode})")
+        if site in registry:
+            raise SessionError("busy", f"site {site} already has a {what.upper()} session")
+        if not self.slots.try_acquire():
+            raise SessionError("busy", f"{self.limits.max_sessions} sessions already in progress")
+
+    def _start(self, session: Session, registry: dict) -> None:
+        registry[session.site] = session
+        self.metrics.active_sessions.inc()
+        session.task = asyncio.ensure_future(self._drive(session))
+
+    async def _drive(self, session: Session) -> None:
+        await self._publish_busy(session.site)
+        try:
+            result = await session.run()
+            if isinstance(result, SttResult):
+                await self._transcribed(session, result)
+        except SessionError as err:
+            self.metrics.errors.labels(err.code).inc()
+            await self.answer(session.reply, err)
+        except aiomqtt.MqttError:
+            self._interrupt(session)
+        except asyncio.CancelledError:
+            pass  # the link dropped (error queued) or the bridge is stopping
+        except Exception:
+            _LOGGER.exception("session %s at site %s failed", session.ident, session.site)
+            await self.answer(session.reply, SessionError("backend_error", "internal error in the bridge"))
+        finally:
+            self._release(session)
+            await self._publish_busy(session.site)
+
+    def _release(self, session: Session) -> None:
+        registry: dict = self.stt if isinstance(session, SttSession) else self.tts
+        if registry.get(session.site) is session:
+            del registry[session.site]
+            self.slots.release()
+            self.metrics.active_sessions.dec()
+
+    def _interrupt(self, session: Session) -> None:
+        """End a session cut off by an MQTT outage; its error goes out after reconnecting."""
+        if session.interrupted:
+            return
+        session.interrupted = True
+        self._release(session)  # at once: the site is free when the link is back
+        self.metrics.errors.labels("interrupted").inc()
+        self._pending.append((session.reply, SessionError(
+            "interrupted", "the bridge lost its MQTT connection during the request")))
+        if session.task is not None and session.task is not asyncio.current_task():
+            session.task.cancel()
+
+    async def answer(self, reply: ReplyTo, err: SessionError) -> None:
+        """Publish an error result, or keep it for after the reconnect."""
+        try:
+            await self.replies.error(reply, err)
+        except aiomqtt.MqttError:
+            self._pending.append((reply, err))
+
+    async def _transcribed(self, session: Session, result: SttResult) -> None:
+        event = {"event_type": "transcript", "text": result.text, "sid": session.ident}
+        await self.link.publish(self.topics.stt_event(session.site), json.dumps(event).encode(), qos=1,
+                                properties=self.link.properties(content_type=JSON))
+        if self.mode(session.site) == "conversation" and result.text.strip():
+            await self.conversations.request(session.site, session.ident, result.text, result.language)
+
+    def _reply(self, base: str, msg: Inbound) -> ReplyTo:
+        return reply_to(base, msg, tuple(self.config.reply_prefix), self.limits.max_correlation_bytes)
+
+    # -- STT -------------------------------------------------------------------
+    async def _stt_start(self, route: Route, msg: Inbound) -> None:
+        base = self.topics.stt_base(route.site, route.ident or "")
+        reply = ReplyTo(base)
+        try:
+            reply = self._reply(base, msg)
+            data = parse_json(msg.payload, self.limits.max_control_bytes)
+            request = SttRequest.parse(data, self.limits, self.store.get(route.site).language)
+            self._admit(route.site, self.stt, "stt")
+        except SessionError as err:
+            self.metrics.errors.labels(err.code).inc()
+            await self.answer(reply, err)
+            return
+        self._start(SttSession(route.site, route.ident or "", reply, self.deps, request), self.stt)
+
+    def _stt_session(self, route: Route) -> SttSession | None:
+        session = self.stt.get(route.site)
+        if session is None or session.ident != route.ident:
+            self.metrics.dropped.labels("no_session").inc()
+            return None
+        return session
+
+    async def _stt_audio(self, route: Route, msg: Inbound) -> None:
+        session = self._stt_session(route)
+        if session is not None:
+            session.feed(msg.payload)
+
+    async def _stt_stop(self, route: Route, msg: Inbound) -> None:
+        session = self._stt_session(route)
+        if session is None:
+            return
+        try:
+            session.stop(Stop.parse(parse_json(msg.payload, self.limits.max_control_bytes)))
+        except SessionError as err:
+            session.closed = True
+            session.fail(err)
+
+    async def _stt_cancel(self, route: Route, msg: Inbound) -> None:
+        session = self._stt_session(route)
+        if session is not None:
+            session.cancel()
+
+    # -- TTS -------------------------------------------------------------------
+    async def open_tts(self, site: str, rid: str, reply: ReplyTo, options: dict[str, Any],
+                       text: str | None) -> TtsSession | None:
+        """Start a TTS session; on refusal answer the error and return None."""
+        try:
+            if text is not None and not text.strip():
+                raise SessionError("invalid_request", "no text to speak")
+            if text is not None and len(text) > self.limits.max_text_chars:
+                raise SessionError("too_large", f"text longer than {self.limits.max_text_chars} characters")
+            voice = Voice.parse(options).over(self.store.get(site).voice_defaults())
+            self._admit(site, self.tts, "tts")
+        except SessionError as err:
+            self.metrics.errors.labels(err.code).inc()
+            await self.answer(reply, err)
+            return None
+        session = TtsSession(site, rid, reply, self.deps, voice, text)
+        self._start(session, self.tts)
+        return session
+
+    async def _open_tts_request(self, route: Route, msg: Inbound, rid: str | None, streaming: bool) -> None:
+        reply = ReplyTo(self.topics.tts_base(route.site, rid or uuid.uuid4().hex[:16]))
+        try:
+            if streaming:
+                data = parse_json(msg.payload, self.limits.max_control_bytes)
+            else:
+                data = parse_say(msg.payload, self.limits.max_control_bytes + 4 * self.limits.max_text_chars)
+            if rid is None:  # site-level say: the id may come in the payload
+                given = data.get("id")
+                if given is not None:
+                    if not isinstance(given, str) or not ID_RE.match(given):
+                        raise SessionError("invalid_request", "'id' must match [A-Za-z0-9_-]{1,64}")
+                    rid = given
+                else:
+                    rid = reply.base.rsplit("/", 1)[1]
+            reply = self._reply(self.topics.tts_base(route.site, rid), msg)
+            text = None if streaming else data.get("text")
+            if not streaming and not isinstance(text, str):
+                raise SessionError("invalid_request", "'text' must be a string")
+        except SessionError as err:
+            self.metrics.errors.labels(err.code).inc()
+            await self.answer(reply, err)
+            return
+        await self.open_tts(route.site, rid, reply, data, text)
+
+    async def _tts_say(self, route: Route, msg: Inbound) -> None:
+        await self._open_tts_request(route, msg, route.ident, streaming=False)
+
+    async def _tts_text_start(self, route: Route, msg: Inbound) -> None:
+        await self._open_tts_request(route, msg, route.ident, streaming=True)
+
+    def _tts_session(self, route: Route) -> TtsSession | None:
+        session = self.tts.get(route.site)
+        if session is None or session.ident != route.ident:
+            return None
+        return session
+
+    async def _tts_text(self, route: Route, msg: Inbound) -> None:
+        try:
+            text = msg.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            self.metrics.dropped.labels("not_utf8").inc()
+            return
+        session = self._tts_session(route)
+        if session is None and not self.config.group:  # the first chunk opens the stream
+            await self._open_tts_request(route, replace(msg, payload=b""), route.ident, streaming=True)
+            session = self._tts_session(route)
+        if session is None:
+            self.metrics.dropped.labels("no_session").inc()
+            return
+        session.add_text(text)
+
+    async def _tts_text_end(self, route: Route, msg: Inbound) -> None:
+        session = self._tts_session(route)
+        if session is not None:
+            session.end()
+
+    async def _tts_cancel(self, route: Route, msg: Inbound) -> None:
+        session = self._tts_session(route)
+        if session is not None:
+            session.cancel()
+
+    # -- settings and chat -------------------------------------------------------
+    async def _settings_set(self, route: Route, msg: Inbound) -> None:
+        site = route.site
+        known = site in self.sites()
+        try:
+            update = parse_json(msg.payload, self.limits.max_control_bytes)
+            self.store.update(site, update, self.limits.max_sites)
+        except SessionError as err:
+            self.metrics.errors.labels(err.code).inc()
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self.link.publish(self.topics.settings_error(site), json.dumps(err.payload()).encode(),
+                                        qos=1, properties=self.link.properties(content_type=JSON))
+            return
+        _LOGGER.info("site %s settings: %s", site, self.store.get(site))
+        await self._publish_settings(site)
+        if not known:
+            await self.publish_discovery([site])
+
+    async def _chat(self, route: Route, msg: Inbound) -> None:
+        try:
+            await self.conversations.on_message(route.kind, route.site, msg)
+        except (SessionError, ValueError):
+            self.metrics.dropped.labels("bad_chat_reply").inc()
+
+    async def close(self) -> None:
+        """End every session with `interrupted` (shutdown)."""
+        self.conversations.close()
+        sessions = [*self.stt.values(), *self.tts.values()]
+        for session in sessions:
+            session.interrupted = True
+            if session.task is not None:
+                session.task.cancel()
+        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
+        for session in sessions:
+            with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
+                await asyncio.wait_for(self.replies.error(session.reply, SessionError(
+                    "interrupted", "the bridge is shutting down")), 2)

@@ -1,0 +1,102 @@
+"""Per-site settings (mode, voice, speaker, speed, language), kept in SQLite.
+
+`settings/set` merges a JSON object into the stored settings (null deletes a
+key); the result is published retained on `voice/site/{site}/settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import MODES
+from .replies import SessionError
+from .stt import LANGUAGE_RE, NAME_RE, optional_str
+from .tts import Voice, parse_speed
+
+FIELDS = ("mode", "voice", "speaker", "speed", "language")
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    mode: str | None = None
+    voice: str | None = None
+    speaker: str | None = None
+    speed: float | None = None
+    language: str | None = None
+
+    def merged(self, update: dict[str, Any]) -> "SiteSettings":
+        """These settings with `update` applied; raises SessionError('invalid_request')."""
+        unknown = sorted(set(update) - set(FIELDS))
+        if unknown:
+            raise SessionError("invalid_request", f"unknown settings: {', '.join(unknown)}")
+        mode = update.get("mode", self.mode)
+        if mode is not None and mode not in MODES:
+            raise SessionError("invalid_request", f"'mode' must be one of {', '.join(MODES)}")
+        values = {**asdict(self), **update}
+        return SiteSettings(
+            mode=mode,
+            voice=optional_str(values, "voice", NAME_RE),
+            speaker=optional_str(values, "speaker", NAME_RE),
+            speed=parse_speed(values.get("speed")),
+            language=optional_str(values, "language", LANGUAGE_RE),
+        )
+
+    def public(self, default_mode: str) -> dict[str, Any]:
+        """The retained JSON: every field, the mode resolved."""
+        return {**asdict(replace(self, mode=self.mode or default_mode))}
+
+    def voice_defaults(self) -> Voice:
+        return Voice(self.voice, self.speaker, self.language, self.speed)
+
+
+class SettingsStore:
+    """Settings of every site, in memory and in one SQLite table."""
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = str(Path(path).expanduser())
+        self._db = sqlite3.connect(path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS site_settings "
+            "(site TEXT PRIMARY KEY, settings TEXT NOT NULL, updated REAL NOT NULL)"
+        )
+        self._db.commit()
+        self._sites: dict[str, SiteSettings] = {}
+        for site, text in self._db.execute("SELECT site, settings FROM site_settings"):
+            try:
+                stored = json.loads(text)
+                self._sites[site] = SiteSettings().merged({k: v for k, v in stored.items() if k in FIELDS})
+            except (ValueError, SessionError):
+                continue  # an unreadable row is skipped, not fatal
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted(self._sites)
+
+    def get(self, site: str) -> SiteSettings:
+        return self._sites.get(site, SiteSettings())
+
+    def has(self, site: str) -> bool:
+        return site in self._sites
+
+    def update(self, site: str, update: dict[str, Any], max_sites: int) -> SiteSettings:
+        if site not in self._sites and len(self._sites) >= max_sites:
+            raise SessionError("too_large", f"settings are stored for at most {max_sites} sites")
+        settings = self.get(site).merged(update)
+        self._db.execute(
+            "INSERT INTO site_settings (site, settings, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(site) DO UPDATE SET settings = excluded.settings, updated = excluded.updated",
+            (site, json.dumps(asdict(settings)), time.time()),
+        )
+        self._db.commit()
+        self._sites[site] = settings
+        return settings
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,233 @@
+"""One speech-to-text session: MQTT start/audio/stop -> Wyoming transcribe -> results.
+
+The audio of the session is kept (it is capped anyway), so when the service dies
+mid-utterance the session replays it to the next one instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+
+from voice_common.audio import AudioFormatError, check_format
+
+from .config import Limits
+from .replies import ReplyTo, SessionError
+from .services import Service
+from .session import Deps, Session, backend_error
+from .wyoming_client import BackendBusy, ServiceClient
+
+_LOGGER = logging.getLogger(__name__)
+
+LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")
+NAME_RE = re.compile(r"^[^\x00-\x1f]{1,128}$")
+
+
+def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise SessionError("invalid_request", f"'{key}' is not valid")
+    return value
+
+
+@dataclass(frozen=True)
+class SttRequest:
+    rate: int = 16000
+    width: int = 2
+    channels: int = 1
+    language: str | None = None
+    partials: bool = False
+    model: str | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], limits: Limits, default_language: str | None) -> "SttRequest":
+        try:
+            rate, width, channels = check_format(
+                data.get("rate", 16000), data.get("width", 2), data.get("channels", 1)
+            )
+        except AudioFormatError as err:
+            raise SessionError("invalid_format", str(err)) from None
+        if rate not in limits.rates or width not in limits.widths or channels not in limits.channels:
+            raise SessionError(
+                "invalid_format",
+                f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(limits.rates)}, "
+                f"widths {list(limits.widths)}, channels {list(limits.channels)})",
+            )
+        partials = data.get("partials", False)
+        if not isinstance(partials, bool):
+            raise SessionError("invalid_request", "'partials' must be true or false")
+        language = optional_str(data, "language", LANGUAGE_RE) or default_language
+        return cls(rate, width, channels, language, partials, optional_str(data, "model", NAME_RE))
+
+
+@dataclass(frozen=True)
+class Stop:
+    chunks: int | None
+    nbytes: int | None
+    at: float
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> "Stop":
+        values = []
+        for key in ("chunks", "bytes"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise SessionError("invalid_request", f"'{key}' in stop must be a non-negative integer")
+            values.append(value)
+        return cls(values[0], values[1], time.monotonic())
+
+
+@dataclass(frozen=True)
+class SttResult:
+    text: str
+    language: str | None
+
+
+class SttSession(Session):
+    kind = "asr"
+    backend = "stt"
+
+    def __init__(self, site: str, sid: str, reply: ReplyTo, deps: Deps, request: SttRequest) -> None:
+        super().__init__(site, sid, reply, deps)
+        self.request = request
+        self.frame = request.width * request.channels
+        self.bytes_per_second = request.rate * self.frame
+        self.max_bytes = int(deps.limits.max_audio_seconds * self.bytes_per_second)
+        self.received_bytes = 0
+        self.received_chunks = 0
+        self.closed = False  # no more input accepted (stopped, failed or cancelled)
+        self._audio: list[bytes] = []  # what was sent to the service, for failover
+        self._stop: Stop | None = None
+        self._seq = 0
+
+    # Called by the dispatcher: validate and queue, never block.
+    def feed(self, chunk: bytes) -> None:
+        if self.closed:
+            return
+        if not chunk or len(chunk) % self.frame:
+            self._close(SessionError(
+                "invalid_format", f"audio chunk of {len(chunk)} bytes is not a multiple of {self.frame}"))
+        elif len(chunk) > self.deps.limits.max_chunk_bytes:
+            self._close(SessionError("too_large", "audio chunk larger than the limit"))
+        elif self.received_bytes + len(chunk) > self.max_bytes:
+            self._close(SessionError(
+                "too_large", f"audio longer than {self.deps.limits.max_audio_seconds:g} s"))
+        else:
+            self.received_bytes += len(chunk)
+            self.received_chunks += 1
+            self.inbox.put_nowait(chunk)
+
+    def stop(self, stop: Stop) -> None:
+        if not self.closed:
+            self.closed = True
+            self.inbox.put_nowait(stop)
+
+    def _close(self, err: SessionError) -> None:
+        self.closed = True
+        self.fail(err)
+
+    def cancel(self) -> None:
+        self.closed = True
+        super().cancel()
+
+    async def run(self) -> SttResult:
+        transcript = await self.failover(self._attempt, lambda: True)
+        self.closed = True  # a service that ends the utterance itself answers before `stop`
+        seconds = self.received_bytes / self.bytes_per_second
+        latency = time.monotonic() - (self._stop.at if self._stop else time.monotonic())
+        metrics = self.deps.metrics
+        metrics.requests.labels("stt").inc()
+        metrics.audio_seconds.labels("stt").inc(seconds)
+        metrics.latency.labels("stt").observe(latency)
+        final: dict[str, Any] = {
+            "text": transcript.text, "language": transcript.language or self.request.language,
+            "audio_ms": round(seconds * 1000), "latency_ms": round(latency * 1000),
+        }
+        lost = self._lost_chunks()
+        if lost:
+            final["lost_chunks"] = lost
+        _LOGGER.debug("site %s session %s transcript: %s", self.site, self.ident, transcript.text)
+        await self.deps.replies.send(self.reply, "final", final)
+        return SttResult(transcript.text, final["language"])
+
+    def _lost_chunks(self) -> int:
+        stop = self._stop
+        return max(0, (stop.chunks or 0) - self.received_chunks) if stop else 0
+
+    def _check_loss(self, stop: Stop) -> None:
+        shares = []
+        if stop.chunks:
+            shares.append((stop.chunks - self.received_chunks) / stop.chunks)
+        if stop.nbytes:
+            shares.append((stop.nbytes - self.received_bytes) / stop.nbytes)
+        lost = max(shares, default=0.0)
+        if lost > self.deps.limits.max_lost_share:
+            raise SessionError(
+                "audio_lost",
+                f"{stop.chunks} chunks / {stop.nbytes} bytes announced, "
+                f"{self.received_chunks} / {self.received_bytes} received",
+            )
+
+    def _chunk_event(self, audio: bytes):
+        req = self.request
+        return AudioChunk(rate=req.rate, width=req.width, channels=req.channels, audio=audio).event()
+
+    async def _attempt(self, service: Service) -> Transcript:
+        limits = self.deps.limits
+        req = self.request
+        async with ServiceClient(service.uri, connect_timeout=limits.connect_timeout,
+                                 read_timeout=limits.backend_timeout) as client:
+            await client.write_event(Transcribe(name=req.model, language=req.language).event())
+            await client.write_event(AudioStart(rate=req.rate, width=req.width, channels=req.channels).event())
+            for audio in self._audio:
+                await client.write_event(self._chunk_event(audio))
+            reader = asyncio.ensure_future(self._read(client))
+            try:
+                while self._stop is None:
+                    getter = asyncio.ensure_future(self.next_item())
+                    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        return reader.result()  # the service answered (or failed) early
+                    item = getter.result()
+                    if isinstance(item, Stop):
+                        self._check_loss(item)
+                        self._stop = item
+                    else:
+                        self._audio.append(item)
+                        await client.write_event(self._chunk_event(item))
+                await client.write_event(AudioStop().event())
+                return await reader
+            finally:
+                reader.cancel()
+                with contextlib.suppress(BaseException):
+                    await reader
+
+    async def _read(self, client: ServiceClient) -> Transcript:
+        text = ""
+        while True:
+            event = await client.read_event()
+            if TranscriptChunk.is_type(event.type):
+                if self.request.partials:
+                    text += TranscriptChunk.from_event(event).text
+                    self._seq += 1
+                    await self.deps.replies.send(
+                        self.reply, "partial", {"text": text.strip(), "seq": self._seq}, qos=0)
+            elif Transcript.is_type(event.type):
+                return Transcript.from_event(event)
+            elif Error.is_type(event.type):
+                err = Error.from_event(event)
+                if err.code == "busy":
+                    raise BackendBusy(err.text)
+                raise backend_error(err.code, err.text)

@@ -1,0 +1,125 @@
+"""Conversation mode with a test chat backend over MQTT, and Home Assistant discovery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from helpers import JFK_TEXT, word_error_rate
+from mqtt_helpers import (  # noqa: F401  (fixtures)
+    Probe, audio_of, bridge, jfk_pcm, mosquitto, run, send_audio, stt_server, tts_server,
+)
+
+REPLY = "You can start by switching off the lights."
+
+
+async def set_mode(probe: Probe, site: str, mode: str) -> None:
+    await probe.publish(f"voice/site/{site}/settings/set", {"mode": mode})
+    while (await probe.next(f"voice/site/{site}/settings")).json()["mode"] != mode:
+        pass
+
+
+async def chat_backend(mosquitto, requests: list, streamed: bool) -> None:
+    """Answers every request: whole on `response`, or streamed as `response/text` + `response/end`."""
+    async with Probe(mosquitto, "voice/chat/+/request") as backend:
+        while True:
+            msg = await backend.next("voice/chat/*/request", 3600)
+            requests.append(msg)
+            site, sid = msg.topic.split("/")[2], msg.json()["sid"]
+            if site == "porch":
+                continue  # a backend that never answers
+            if not streamed:
+                await backend.publish(f"voice/chat/{site}/response", {"sid": sid, "text": REPLY})
+                continue
+            for part in ("You can start ", "by switching off ", "the lights."):
+                # v5 backends may name the turn by Correlation Data instead of a JSON body
+                await backend.publish(f"voice/chat/{site}/response/text", part, correlation=sid.encode())
+                await asyncio.sleep(0.05)
+            await backend.publish(f"voice/chat/{site}/response/end", {"sid": sid})
+
+
+def converse(mosquitto, jfk_pcm, site: str, streamed: bool):
+    async def scenario():
+        requests: list = []
+        backend = asyncio.ensure_future(chat_backend(mosquitto, requests, streamed))
+        try:
+            async with Probe(mosquitto, f"voice/site/{site}/settings", f"voice/stt/{site}/#",
+                             f"voice/tts/{site}/#", "voice/stt/kitchen/+/result/final") as device:
+                await asyncio.sleep(0.3)  # the backend subscribes
+                await set_mode(device, site, "conversation")
+                await send_audio(device, site, "turn1", jfk_pcm)
+                seen = await device.until(f"voice/tts/{site}/turn1/result/done", 60)
+                start = next(m for m in seen if m.topic.endswith("/result/start")).json()
+                # What was spoken, transcribed at a site in transcribe_only mode.
+                await send_audio(device, "kitchen", f"check-{site}", audio_of(seen), rate=start["rate"])
+                check = await device.next(f"voice/stt/kitchen/check-{site}/result/final")
+                return requests, seen, check.json()["text"]
+        finally:
+            backend.cancel()
+            with contextlib.suppress(BaseException):
+                await backend
+
+    return run(scenario())
+
+
+def test_conversation_whole_reply(bridge, mosquitto, jfk_pcm):
+    requests, seen, spoken = converse(mosquitto, jfk_pcm, "lounge", streamed=False)
+    request = requests[0]
+    body = request.json()
+    assert body["sid"] == "turn1" and body["language"] == "en"
+    assert word_error_rate(JFK_TEXT, body["text"]) == 0
+    # v5: a backend can answer generically to the Response Topic with the Correlation Data.
+    assert request.properties.ResponseTopic == "voice/chat/lounge/response"
+    assert request.properties.CorrelationData == b"turn1"
+    kinds = [m.topic.rsplit("/", 1)[1] for m in seen if "/result/" in m.topic]
+    assert kinds.index("final") < kinds.index("start") < kinds.index("done")
+    assert word_error_rate(REPLY, spoken) <= 0.25, spoken
+
+
+def test_conversation_streamed_reply(bridge, mosquitto, jfk_pcm):
+    requests, seen, spoken = converse(mosquitto, jfk_pcm, "study", streamed=True)
+    assert [r.topic for r in requests] == ["voice/chat/study/request"]
+    assert word_error_rate(REPLY, spoken) <= 0.25, spoken
+
+
+def test_chat_backend_silent_times_out(bridge, mosquitto, jfk_pcm):
+    async def scenario():
+        async with Probe(mosquitto, "voice/site/porch/settings", "voice/tts/porch/+/result/#",
+                         "voice/stt/porch/+/result/#") as device:
+            await set_mode(device, "porch", "conversation")
+            await send_audio(device, "porch", "t9", jfk_pcm[: 16000 * 2 * 3])
+            final = await device.next("voice/stt/porch/t9/result/final")
+            error = await device.next("voice/tts/porch/t9/result/error", 10)
+            return final, error
+
+    final, error = run(scenario())
+    assert error.json()["code"] == "timeout"
+
+
+def test_home_assistant_discovery(bridge, mosquitto):
+    async def scenario():
+        async with Probe(mosquitto, "homeassistant/+/voice_kitchen/+/config", "voice/site/kitchen/busy") as ha:
+            await ha.publish("homeassistant/status", "online")  # Home Assistant's birth message
+            configs = {}
+            while len(configs) < 4:
+                msg = await ha.next("homeassistant/*", 10)
+                configs[msg.topic] = msg
+            busy = await ha.next("voice/site/kitchen/busy", 5)
+            return configs, busy
+
+    configs, busy = run(scenario())
+    assert all(not m.retain for m in configs.values())
+    event = configs["homeassistant/event/voice_kitchen/transcript/config"].json()
+    sensor = configs["homeassistant/sensor/voice_kitchen/last_transcript/config"].json()
+    notify = configs["homeassistant/notify/voice_kitchen/say/config"].json()
+    busy_cfg = configs["homeassistant/binary_sensor/voice_kitchen/busy/config"].json()
+    for cfg in (event, sensor, notify, busy_cfg):
+        assert cfg["availability_topic"] == "voice/status"
+        assert cfg["device"]["identifiers"] == ["wyoming_voice_kitchen"]
+        assert cfg["unique_id"].startswith("voice_kitchen_")
+    assert event["state_topic"] == "voice/stt/kitchen/event" and event["event_types"] == ["transcript"]
+    assert sensor["value_template"] == "{{ value_json.text[:255] }}"
+    assert sensor["json_attributes_topic"] == "voice/stt/kitchen/event"
+    assert notify["command_topic"] == "voice/tts/kitchen/say"
+    assert busy_cfg["state_topic"] == "voice/site/kitchen/busy"
+    assert busy.payload in (b"ON", b"OFF")
