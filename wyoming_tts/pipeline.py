@@ -1,0 +1,110 @@
+"""Text pieces in, Wyoming audio events out: synthesize piece n+1 while piece n is sent.
+
+Synthesis runs on the engine's fair worker pool (piece number = priority);
+two small queues bound what is held at once (a few pieces of text, one piece
+of audio ahead), so memory stays flat however long the text. The first piece
+is cut after a few words (`split_head`, where the backend gains from it). One
+`audio-start` opens the audio with the format of the first piece; the engine
+keeps later pieces in that format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Awaitable, Callable
+
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.event import Event
+
+from voice_common.protocol import ClientGone
+
+from .engine import Engine, Plan
+from .text import bounded_pieces, is_speakable, split_head
+
+#: Pieces of text waiting for synthesis (the reader blocks beyond this: backpressure).
+TEXT_QUEUE = 8
+
+
+class AudioPipeline:
+    def __init__(
+        self,
+        engine: Engine,
+        plan: Plan,
+        write: Callable[[Event], Awaitable[None]],
+        samples_per_chunk: int,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._engine = engine
+        self._plan = plan
+        self._write = write
+        #: False once the client is gone: no further piece is started for it.
+        self._alive = alive
+        self._chunk_bytes = max(1, samples_per_chunk) * 2
+        self._text: asyncio.Queue[str | None] = asyncio.Queue(TEXT_QUEUE)
+        self._audio: asyncio.Queue[tuple[str, bytes] | BaseException | None] = asyncio.Queue(1)
+        self.audio_started = False
+        self.first_text_at: float | None = None
+
+    async def put_sentence(self, sentence: str) -> None:
+        """Queue a complete sentence (cut into bounded pieces); waits while the queue is full."""
+        for piece in bounded_pieces(sentence):
+            if not is_speakable(piece):
+                continue
+            if self.first_text_at is None:
+                self.first_text_at = time.perf_counter()
+                for part in split_head(piece) if self._plan.short_first_piece else [piece]:
+                    await self._text.put(part)
+            else:
+                await self._text.put(piece)
+
+    async def end(self) -> None:
+        """No more text: the pipeline finishes once everything queued is sent."""
+        await self._text.put(None)
+
+    async def run(self) -> None:
+        """Send audio for every queued piece until `end`; raises what synthesis raised."""
+        producer = asyncio.ensure_future(self._produce())
+        try:
+            while (item := await self._audio.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                await self._send(*item)
+        finally:
+            producer.cancel()
+            with contextlib.suppress(BaseException):
+                await producer
+
+    async def _produce(self) -> None:
+        number = 0
+        try:
+            while (piece := await self._text.get()) is not None:
+                if not self._alive():
+                    raise ClientGone("client left; synthesis stopped")
+                job = self._engine.executor.submit(number, self._engine.synthesize_piece, self._plan, piece)
+                number += 1
+                await self._audio.put(await asyncio.wrap_future(job))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - handed to the sender, which raises it
+            await self._audio.put(err)
+            return
+        await self._audio.put(None)
+
+    async def _send(self, backend: str, pcm: bytes) -> None:
+        rate = self._plan.native_rate
+        if not self.audio_started:
+            self.audio_started = True
+            await self._write(AudioStart(rate=rate, width=2, channels=1).event())
+            if self.first_text_at is not None:
+                latency = time.perf_counter() - self.first_text_at
+                self._engine.metrics.latency.labels(backend).observe(latency)
+        task = asyncio.current_task()
+        for start in range(0, len(pcm), self._chunk_bytes):
+            chunk = pcm[start:start + self._chunk_bytes]
+            await self._write(AudioChunk(rate=rate, width=2, channels=1, audio=chunk).event())
+            if task is not None and task.cancelling():
+                # Python 3.11's wait_for (inside write_event) swallows a cancel that races with a
+                # completed write; without this a cancelled stream would keep talking.
+                raise asyncio.CancelledError
