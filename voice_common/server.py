@@ -159,6 +159,8 @@ class WyomingServer:
         self._clients.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            pass  # stop() cancelled it; Python 3.11's stream callback would log it as an error
         finally:
             self._clients.discard(task)
 
