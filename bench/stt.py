@@ -1,0 +1,158 @@
+"""STT benchmark: one server (ours or the reference) against the same clips.
+
+A request is what Home Assistant sends: transcribe(language=en), audio-start, 1024-sample
+audio-chunks of 16 kHz 16-bit mono, audio-stop; latency is from writing audio-stop to
+receiving `transcript`. `realtime` paces the chunks at the speed of speech (chunk i is
+written when its audio would have been captured) and appends 0.7 s of trailing silence,
+like Home Assistant's VAD; `burst` writes them as fast as the socket takes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+
+from .common import HOST, Server, summary
+from .speech import RATE, Clip, silence
+
+CHUNK = 1024  # samples per audio-chunk (Home Assistant's size)
+TRAILING_SILENCE = 0.7
+TIMEOUT = 120.0
+
+
+class RequestError(RuntimeError):
+    pass
+
+
+async def transcribe(port: int, pcm: bytes, *, realtime: bool) -> tuple[float, str]:
+    """One request; returns (seconds from audio-stop to transcript, text)."""
+    client = AsyncTcpClient(HOST, port)
+    await asyncio.wait_for(client.connect(), 10)
+    try:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
+        step = CHUNK * 2
+        start = time.perf_counter()
+        for i, offset in enumerate(range(0, len(pcm), step)):
+            if realtime:
+                due = start + (i + 1) * CHUNK / RATE
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await client.write_event(
+                AudioChunk(rate=RATE, width=2, channels=1, audio=pcm[offset:offset + step]).event())
+        stop_at = time.perf_counter()
+        await client.write_event(AudioStop().event())
+
+        async def _read() -> str:
+            while True:
+                event = await client.read_event()
+                if event is None:
+                    raise RequestError("connection closed before transcript")
+                if Transcript.is_type(event.type):
+                    return Transcript.from_event(event).text
+                if Error.is_type(event.type):
+                    err = Error.from_event(event)
+                    raise RequestError(f"server error {err.code}: {err.text}")
+
+        text = await asyncio.wait_for(_read(), TIMEOUT)
+        return time.perf_counter() - stop_at, text
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+
+
+def corpus_wer(pairs: list[tuple[str, str]]) -> float:
+    from helpers import normalize_words, word_error_rate
+
+    words = sum(len(normalize_words(ref)) for ref, _ in pairs)
+    errors = sum(word_error_rate(ref, hyp) * len(normalize_words(ref)) for ref, hyp in pairs)
+    return errors / max(1, words)
+
+
+async def throughput(port: int, clip: Clip, clients: int, per_client: int) -> dict:
+    """`clients` connections at once, each sending the clip in bursts `per_client` times."""
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(per_client):
+            lat, _text = await transcribe(port, clip.pcm, realtime=False)
+            latencies.append(lat * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    wall = time.perf_counter() - start
+    return {"clients": clients, "requests": clients * per_client, "wall_s": wall,
+            "req_per_s": clients * per_client / wall, **summary(latencies)}
+
+
+async def cold_start(name: str, argv: list[str], clip: Clip, log_dir: Path) -> dict:
+    """Process start -> describe answered; then the first request and two more (burst)."""
+    with Server(name, argv, log_dir=log_dir) as server:
+        ready = await server.wait_ready()
+        first, _ = await transcribe(server.port, clip.pcm, realtime=False)
+        answered = time.perf_counter() - server.started_at
+        later = [(await transcribe(server.port, clip.pcm, realtime=False))[0] for _ in range(2)]
+    return {"ready_s": ready, "first_answer_s": answered, "first_ms": first * 1000,
+            "later_ms": sorted(later)[len(later) // 2] * 1000}
+
+
+async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Clip]], jfk: Clip,
+                      quick: bool, throughput_for: set[str], log_dir: Path, log) -> dict:
+    """Cold starts one server at a time; then all servers up at once and every measurement
+    interleaved (clip by clip, server by server), so that load from elsewhere on the
+    machine falls on all of them alike. An idle server costs the others nothing."""
+    results: dict = {name: {"name": name, "argv": argv} for name, argv in servers.items()}
+    for name, argv in servers.items():
+        colds = [await cold_start(f"{name}-cold", argv, jfk, log_dir) for _ in range(1 if quick else 3)]
+        results[name]["cold"] = {k: sorted(c[k] for c in colds)[len(colds) // 2] for k in colds[0]}
+        log(f"  {name} cold start: " + ", ".join(f"{k} {v:.2f}" for k, v in results[name]["cold"].items()))
+
+    running: dict[str, Server] = {}
+    try:
+        for name, argv in servers.items():
+            running[name] = Server(name, argv, log_dir=log_dir)
+        for name, server in running.items():
+            await server.wait_ready()
+            await transcribe(server.port, jfk.pcm, realtime=False)  # warm-up
+        reps = 1 if quick else 2
+        sets = [(f"rt_{cls}", clips, True, reps) for cls, clips in cmds.items()]
+        sets.append(("rt_11s", [jfk], True, reps))
+        sets += [(f"burst_{cls}", clips, False, 1) for cls, clips in cmds.items()]
+        sets.append(("burst_11s", [jfk], False, 2))
+        for key, clips, realtime, n in sets:
+            log(f"  {key}")
+            lat: dict[str, list[float]] = {name: [] for name in running}
+            pairs: dict[str, list[tuple[str, str]]] = {name: [] for name in running}
+            for rep in range(n):
+                for clip in clips:
+                    pcm = clip.pcm + silence(TRAILING_SILENCE) if realtime else clip.pcm
+                    for name, server in running.items():
+                        seconds, text = await transcribe(server.port, pcm, realtime=realtime)
+                        lat[name].append(seconds * 1000)
+                        pairs[name].append((clip.text, text))
+                        if rep == 0 and realtime:
+                            log(f"    {clip.name:12s} {name:7s} {seconds * 1000:6.0f} ms  {text.strip()!r}")
+            for name in running:
+                results[name][key] = {**summary(lat[name]), "wer": corpus_wer(pairs[name]), "values_ms": lat[name]}
+            log("    p50: " + ", ".join(f"{name} {results[name][key]['p50']:.0f} ms" for name in running))
+        for clients in (1, 2, 4, 8):
+            for name, server in running.items():
+                if name not in throughput_for:
+                    continue
+                tp = await throughput(server.port, jfk, clients, 2 if quick else 3)
+                results[name].setdefault("throughput", {})[clients] = tp
+                log(f"  {name} {clients} clients: {tp['req_per_s']:.2f} req/s, p50 {tp['p50']:.0f} ms")
+        for name, server in running.items():
+            results[name]["peak_rss_mb"] = server.peak_mb
+    finally:
+        for server in running.values():
+            server.stop()
+    return results
