@@ -2,8 +2,8 @@
 
 ratio is always "how many times better we are": reference / ours for times, memory and
 real-time factor, ours / reference for throughput. For the STT rows the reference column
-is wyoming-faster-whisper at beam 1 (the same setting as ours), with its default beam 5 in
-brackets; ratio and met? compare with beam 1.
+is wyoming-faster-whisper at its default beam 5 (the same setting as ours), with beam 1 in
+brackets; ratio and met? compare with beam 5 (with --no-beam5: beam 1).
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ def _get(d: dict | None, *keys, default=float("nan")):
 
 def stt_rows(stt: dict) -> list[list[str]]:
     b1, b5, ours = stt.get("ref_b1"), stt.get("ref_b5"), stt.get("ours")
+    ref, alt = (b5, b1) if b5 else (b1, None)  # compare at the same beam size as ours
     rows: list[list[str]] = []
 
     def ref_cell(fmt, *keys) -> str:
-        v1, v5 = _get(b1, *keys), _get(b5, *keys)
-        cell = fmt(v1)
-        return f"{cell} (b5 {fmt(v5)})" if b5 else cell
+        cell = fmt(_get(ref, *keys))
+        return f"{cell} (b1 {fmt(_get(alt, *keys))})" if alt else cell
 
     pct = lambda v: f"{v * 100:.1f}%" if _ok(v) else NA  # noqa: E731
     for cls, label in (("3s", "~3 s commands"), ("5s", "~5 s commands"), ("11s", "11 s JFK")):
@@ -57,23 +57,23 @@ def stt_rows(stt: dict) -> list[list[str]]:
         p50, p95 = _get(ours, key, "p50"), _get(ours, key, "p95")
         command = cls != "11s"
         rows.append([f"STT {label}, real time + 0.7 s silence: stop→transcript p50 (n={n})",
-                     ref_cell(ms, key, "p50"), ms(p50), ratio(_get(b1, key, "p50"), p50),
+                     ref_cell(ms, key, "p50"), ms(p50), ratio(_get(ref, key, "p50"), p50),
                      "≤ 150 ms" if command else NA, met(p50 <= 150) if command and _ok(p50) else NA])
         rows.append([f"STT {label}, real time: p95", ref_cell(ms, key, "p95"), ms(p95),
-                     ratio(_get(b1, key, "p95"), p95), "≤ 300 ms" if command else NA,
+                     ratio(_get(ref, key, "p95"), p95), "≤ 300 ms" if command else NA,
                      met(p95 <= 300) if command and _ok(p95) else NA])
         rows.append([f"STT {label}, real time: min / max",
-                     f"{ms(_get(b1, key, 'min'))} / {ms(_get(b1, key, 'max'))}",
+                     f"{ms(_get(ref, key, 'min'))} / {ms(_get(ref, key, 'max'))}",
                      f"{ms(_get(ours, key, 'min'))} / {ms(_get(ours, key, 'max'))}", NA, NA, NA])
-        wer_ref, wer_ours = _get(b1, key, "wer"), _get(ours, key, "wer")
+        wer_ref, wer_ours = _get(ref, key, "wer"), _get(ours, key, "wer")
         rows.append([f"STT {label}: word error rate", ref_cell(pct, key, "wer"), pct(wer_ours), NA,
                      "≤ reference", met(wer_ours <= wer_ref + 1e-9) if _ok(wer_ours) and _ok(wer_ref) else NA])
     for cls, label in (("3s", "~3 s commands"), ("5s", "~5 s commands"), ("11s", "11 s JFK")):
         key = f"burst_{cls}"
         rows.append([f"STT {label}, sent in a burst: stop→transcript p50", ref_cell(ms, key, "p50"),
-                     ms(_get(ours, key, "p50")), ratio(_get(b1, key, "p50"), _get(ours, key, "p50")), NA, NA])
+                     ms(_get(ours, key, "p50")), ratio(_get(ref, key, "p50"), _get(ours, key, "p50")), NA, NA])
     for clients in (1, 2, 4, 8):
-        r1 = _get(b1, "throughput", clients, "req_per_s")
+        r1 = _get(ref, "throughput", clients, "req_per_s")
         o = _get(ours, "throughput", clients, "req_per_s")
         f2 = lambda v: f"{v:.2f} req/s" if _ok(v) else NA  # noqa: E731
         target = "≥ 1.8x reference" if clients == 4 else NA
@@ -82,12 +82,12 @@ def stt_rows(stt: dict) -> list[list[str]]:
                      ref_cell(f2, "throughput", clients, "req_per_s"), f2(o), ratio(r1, o, True), target, good])
         rows.append([f"STT latency p50 at {clients} client{'s' if clients > 1 else ''}",
                      ref_cell(ms, "throughput", clients, "p50"), ms(_get(ours, "throughput", clients, "p50")),
-                     ratio(_get(b1, "throughput", clients, "p50"), _get(ours, "throughput", clients, "p50")),
+                     ratio(_get(ref, "throughput", clients, "p50"), _get(ours, "throughput", clients, "p50")),
                      NA, NA])
-    rows += cold_rows("STT", b1, ours, ref_cell)
+    rows += cold_rows("STT", ref, ours, ref_cell)
     mb = lambda v: f"{v:.0f} MB" if _ok(v) else NA  # noqa: E731
     rows.append(["STT peak RSS (whole run of one server)", ref_cell(mb, "peak_rss_mb"), mb(_get(ours, "peak_rss_mb")),
-                 ratio(_get(b1, "peak_rss_mb"), _get(ours, "peak_rss_mb")), NA, NA])
+                 ratio(_get(ref, "peak_rss_mb"), _get(ours, "peak_rss_mb")), NA, NA])
     return rows
 
 

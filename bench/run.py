@@ -66,7 +66,7 @@ async def bench_stt(args, scratch: Path, log_dir: Path) -> dict:
         log(f"== STT {name}: {' '.join(argv[2:])}")
     log(f"   (load {os.getloadavg()[0]:.2f})")
     out = await stt.run_servers(dict(servers), cmds=cmds, jfk=jfk, quick=args.quick,
-                                throughput_for={"ref_b1", "ours"} if args.quick else {n for n, _ in servers},
+                                throughput_for={"ref_b1" if args.no_beam5 else "ref_b5", "ours"} if args.quick else {n for n, _ in servers},
                                 log_dir=log_dir, log=log)
     out["clips"] = {cls: [{"name": c.name, "kind": c.kind, "seconds": round(c.seconds, 2), "text": c.text}
                           for c in clips] for cls, clips in cmds.items()}
