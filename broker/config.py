@@ -73,7 +73,7 @@ OPTIONS: list[Option] = [
     Option("discover", None,
            "Find services via zeroconf (_wyoming._tcp.local.); default: on when no --stt/--tts",
            type=parse_bool),
-    Option("health_interval", 30.0, "Seconds between service health checks", type=float),
+    Option("health_interval", 30.0, "Seconds between service health checks (services that are down: every 2 s)", type=float),
     Option("connect_timeout", 3.0, "Seconds to connect to / describe a service", type=float),
     Option("backend_timeout", 30.0, "Seconds a service may stay silent while it owes us a result", type=float),
     # Sites, settings, Home Assistant

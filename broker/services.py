@@ -20,6 +20,8 @@ from wyoming.info import Info
 from .wyoming_client import ServiceFailure, describe
 
 _LOGGER = logging.getLogger(__name__)
+#: Seconds between checks of a service that is down.
+DOWN_RETRY_S = 2.0
 
 KINDS = ("asr", "tts")
 
@@ -112,9 +114,18 @@ class ServicePool:
         task.add_done_callback(self._checks.discard)
 
     async def run_health_checks(self, interval: float) -> None:
+        """Describe every service each `interval` s, and the ones that are down every
+        DOWN_RETRY_S s: a service still loading its model is marked up once it answers."""
+        since_full = 0.0
         while True:
-            await asyncio.sleep(interval)
-            await asyncio.gather(*(self.check(s) for s in self.services), return_exceptions=True)
+            step = min(interval, DOWN_RETRY_S)
+            await asyncio.sleep(step)
+            since_full += step
+            if since_full >= interval:
+                since_full, due = 0.0, self.services
+            else:
+                due = [s for s in self.services if not s.healthy]
+            await asyncio.gather(*(self.check(s) for s in due), return_exceptions=True)
 
     def candidates(self, kind: str) -> list[Service]:
         """Services to try for `kind`: healthy ones least busy first, then the ones down."""
