@@ -58,7 +58,15 @@ async def run_service(
         if health:
             await health.stop()
         return 0
-    load_task.result()  # a load failure propagates to main() as a clear error
+    try:
+        load_task.result()
+    except Exception as err:  # noqa: BLE001 - a model that cannot load: say so plainly, exit 2
+        expected = isinstance(err, (RuntimeError, OSError, ValueError))  # ModelError, BackendError, ...
+        _LOGGER.error("cannot start: %s", err, exc_info=not expected)
+        if health:
+            await health.stop()
+        stop_task.cancel()
+        return 2
 
     server = WyomingServer(config.uri, factory, Limits.from_config(config))
     await server.start()

@@ -11,7 +11,6 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 from voice_common import __version__
 from voice_common.app import main_entry, run_service, setup_logging
 from voice_common.config import Option, common_options, parse_bool, resolve
-from voice_common.models import ModelError
 
 from .backends import BACKENDS, SttBackend, create_backend
 from .engine import Engine
@@ -92,9 +91,6 @@ async def serve(config) -> int:
             load=load,
             factory=lambda writer, limits: holder["service"].connection(writer, limits),
         )
-    except ModelError as err:
-        _LOGGER.error("%s", err)
-        return 2
     finally:
         engine.shutdown()
 

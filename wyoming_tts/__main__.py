@@ -124,9 +124,6 @@ async def serve(config) -> int:
             config, service="tts", metrics=metrics, load=load,
             factory=lambda writer, limits: TtsConnection(writer, limits, holder["service"]),
         )
-    except RuntimeError as err:  # a model that cannot load: say so plainly, no traceback
-        _LOGGER.error("%s", err)
-        return 2
     finally:
         engine.shutdown()
 
