@@ -23,28 +23,16 @@ from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
 REPO = Path(__file__).resolve().parent.parent
-SENTENCE = "Please turn off the lights in the living room right now."  # 10 words
-PARAGRAPH = (
-    "Good evening. The weather today was mostly sunny with a light breeze from the west, and "
-    "tomorrow will bring some clouds in the morning. In the afternoon there is a small chance of "
-    "rain, so you may want to take an umbrella with you. The front door is locked, the garage is "
-    "closed, and all the lights downstairs are turned off. Sleep well."
-)  # 60 words
+sys.path.insert(0, str(REPO))  # run as a script: make the bench package importable
+
+from bench.common import free_port, pct  # noqa: E402
+from bench.tts import PARAGRAPH, SENTENCES  # noqa: E402
+
+SENTENCE = SENTENCES[0]  # 10 words
 #: Language-model output: the first sentence is complete with the third piece.
 PIECES = ["The living room lig", "hts are now off and the ", "doors are locked. Tomor",
           "row will be cloudy with light ", "rain in the afternoon."]
 VOICES = {"piper": "en_US-joe-medium", "kokoro": "jf_alpha"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class Server:
