@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("VOICE_SHARED_DIR", REPO.parent / "shared"))
-JFK_FLAC = SHARED / "speech" / "jfk.flac"
+DATA = REPO / "tests" / "data"
+JFK_FLAC = DATA / "jfk.flac"
 JFK_TEXT = (
     "And so, my fellow Americans, ask not what your country can do for you, "
     "ask what you can do for your country."
