@@ -70,10 +70,14 @@ def test_impossible_formats(stt, rate, width, channels):
     raw.expect_error("invalid_format")
 
 
-def test_chunk_not_multiple_of_frame(stt):
+def test_stream_of_partial_samples_refused_at_stop(stt):
+    """Chunks may split a sample (transport framing); a stream whose total does not end on a
+    whole frame is refused, at audio-stop, naming its byte count."""
     raw = Raw(stt.port)
-    raw.send(AudioStart(16000, 2, 2).event(), chunk(b"\0" * 6, channels=2))
-    raw.expect_error("invalid_format")
+    raw.send(AudioStart(16000, 2, 2).event(), chunk(b"\0" * 6, channels=2), chunk(b"\0" * 3, channels=2))
+    raw.send(AudioStop().event())
+    data = raw.expect_error("invalid_format")
+    assert "9 bytes" in data["text"], data
 
 
 def test_chunk_format_differs_from_start(stt):

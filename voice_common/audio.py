@@ -57,11 +57,20 @@ def float_to_pcm16(samples: np.ndarray) -> bytes:
 
 
 class PcmConverter:
-    """Streams PCM of one format into 16 kHz (or `target_rate`) mono float32."""
+    """Streams PCM of one format into 16 kHz (or `target_rate`) mono float32.
+
+    Chunk boundaries are transport framing, not sample boundaries: Home Assistant's STT web
+    API forwards a request body in pieces of any byte count. A partial sample frame at the
+    end of a chunk is kept and completed by the next one; only a stream whose total is not
+    whole frames is an error, reported by `flush` at the end.
+    """
 
     def __init__(self, rate: int, width: int, channels: int, target_rate: int = 16000) -> None:
         self.rate, self.width, self.channels = check_format(rate, width, channels)
         self.target_rate = target_rate
+        self.frame_bytes = width * channels
+        self.total_bytes = 0
+        self._carry = b""
         self._resampler = None
         if rate != target_rate:
             import av  # PyAV ships with faster-whisper
@@ -69,13 +78,26 @@ class PcmConverter:
             self._resampler = av.AudioResampler(format="flt", layout="mono", rate=target_rate)
 
     def convert(self, pcm: bytes) -> np.ndarray:
-        samples = pcm_to_float(pcm, self.width, self.channels)
+        self.total_bytes += len(pcm)
+        if self._carry:
+            pcm = self._carry + pcm
+        whole = len(pcm) - len(pcm) % self.frame_bytes
+        self._carry = pcm[whole:]
+        samples = pcm_to_float(pcm[:whole], self.width, self.channels)
         if self._resampler is None or samples.size == 0:
             return samples
         return self._resample(samples)
 
     def flush(self) -> np.ndarray:
-        """Samples the resampler still holds at the end of the stream."""
+        """Samples the resampler still holds at the end of the stream.
+
+        Raises AudioFormatError when the stream's total is not a whole number of frames.
+        """
+        if self._carry:
+            raise AudioFormatError(
+                f"audio stream of {self.total_bytes} bytes is not a whole number of samples "
+                f"(width {self.width} x channels {self.channels} = {self.frame_bytes} bytes each)"
+            )
         if self._resampler is None:
             return np.zeros(0, dtype=np.float32)
         return self._resample(None)
