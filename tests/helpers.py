@@ -96,11 +96,16 @@ def decode_audio(path: Path, rate: int = 16000) -> bytes:
 
 def espeak(text: str, rate: int = 16000) -> bytes:
     """Speech from espeak-ng (Debian package) as 16-bit mono PCM at `rate`."""
+    return espeak_voice(text, "en-us", rate)
+
+
+def espeak_voice(text: str, voice: str, rate: int = 16000, speed: int = 150) -> bytes:
+    """espeak-ng speaking `text` with `voice` (e.g. en-gb, en-us+f3) as 16-bit mono PCM."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
     with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
-        subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", wav.name, text], check=True)
+        subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", wav.name, text], check=True)
         return decode_audio(Path(wav.name), rate)
 
 

@@ -35,6 +35,11 @@ class Engine:
         finally:
             self._running -= 1
 
+    async def speech_probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """Speech probability per 512-sample window of `audio` (off the event loop, outside
+        the decode pool, so a busy pool never delays the end-of-speech check)."""
+        return await asyncio.to_thread(self.backend.speech_probabilities, audio)
+
     def _run(self, audio: np.ndarray, options: DecodeOptions) -> Transcription:
         start = time.perf_counter()
         result = self.backend.transcribe(audio, options)

@@ -144,6 +144,7 @@ class SttConnection(Connection):
             on_partial=self._send_partial if config.streaming else None,
             spawn=lambda coro: self.spawn(coro, "stt-decode"),
             partial_interval=config.partial_interval,
+            trim=config.vad,
         )
         if config.streaming:
             context = (self._request.context if self._request else None)
@@ -180,7 +181,10 @@ class SttConnection(Connection):
         decoder, converter = self._decoder, self._converter
         if decoder is None or converter is None:
             raise ProtocolError("audio-stop received before audio-start", "bad_request")
-        decoder.add(converter.flush())
+        try:
+            decoder.add(converter.flush())
+        except AudioFormatError as err:
+            raise ProtocolError(str(err), "invalid_format") from err
         stop_at = time.perf_counter()
         result = await decoder.finish()
         metrics, backend = self.service.metrics, self.service.engine.backend.name

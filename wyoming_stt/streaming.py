@@ -11,6 +11,7 @@ into `transcript-chunk` deltas by local agreement (words two decodes agree on).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -20,6 +21,7 @@ from typing import Awaitable, Callable
 import numpy as np
 
 from .backends import DecodeOptions, Transcription
+from .endpoint import SpeechEnd
 from .engine import Engine
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,8 +30,20 @@ RATE = 16000
 FRAME = 480  # 30 ms energy frames
 
 
+#: Frame RMS below this is never voiced (about -50 dBFS): digital silence and quiet rooms.
+MIN_VOICED_RMS = 3e-3
+#: A frame is voiced when it is this many times louder than the noise floor (+9.5 dB).
+FLOOR_FACTOR = 3.0
+
+
 class EnergyTracker:
-    """Which 30 ms frames are voiced, relative to the noise floor and peak so far."""
+    """Which 30 ms frames are voiced, relative to the noise floor so far.
+
+    Never relative to the peak: a loud chime before a quiet command, or a quiet continuation
+    after a loud start, is speech all the same. This only schedules early decodes (it is
+    cheap enough for every chunk); what the final covers is the voice-activity model's call
+    (endpoint.py).
+    """
 
     def __init__(self) -> None:
         self._rms: list[float] = []
@@ -46,10 +60,8 @@ class EnergyTracker:
     def threshold(self) -> float:
         if not self._rms:
             return float("inf")
-        rms = np.asarray(self._rms)
-        floor = float(np.percentile(rms, 10))
-        peak = float(rms.max())
-        return max(3.0 * floor, 0.05 * peak, 3e-3)
+        floor = float(np.percentile(np.asarray(self._rms), 10))
+        return max(FLOOR_FACTOR * floor, MIN_VOICED_RMS)
 
     def voiced(self, start_sample: int = 0, end_sample: int | None = None) -> np.ndarray:
         rms = np.asarray(self._rms)
@@ -65,15 +77,6 @@ class EnergyTracker:
         if not voiced.any():
             return len(voiced) * FRAME / RATE
         return (len(voiced) - 1 - int(np.flatnonzero(voiced)[-1])) * FRAME / RATE
-
-    def silent_after(self, sample: int) -> bool:
-        return not self.voiced(start_sample=sample).any()
-
-
-@dataclass
-class Hypothesis:
-    samples: int  # audio length the decode covered
-    result: Transcription
 
 
 @dataclass
@@ -97,7 +100,12 @@ def common_prefix(a: list[str], b: list[str]) -> int:
 
 
 class StreamingDecoder:
-    """One utterance: feed 16 kHz samples with `add`, get the final with `finish`."""
+    """One utterance: feed 16 kHz samples with `add`, get the final with `finish`.
+
+    With `trim` (the service's VAD on), the final is `decode(audio[:speech_end])` (see
+    endpoint.py), and a decode made early on exactly that audio is reused. Without it the
+    final decodes all the audio and early decodes only feed partials.
+    """
 
     def __init__(
         self,
@@ -109,6 +117,7 @@ class StreamingDecoder:
         partial_interval: float = 1.0,
         speculate_after: float = 0.3,
         burst_factor: float | None = 2.0,
+        trim: bool = True,
     ) -> None:
         self._engine = engine
         self._options = options
@@ -118,12 +127,15 @@ class StreamingDecoder:
         self._partial_interval = int(partial_interval * RATE)
         self._speculate_after = speculate_after
         self._burst_factor = burst_factor
+        self._trim = trim
         self._chunks: list[np.ndarray] = []
         self.samples = 0
         self._energy = EnergyTracker()
+        self._speech_end = SpeechEnd(engine.speech_probabilities)
         self._partial: Inflight | None = None
-        self._speculative: Inflight | None = None
-        self._best: Hypothesis | None = None
+        self._speculative: asyncio.Task | None = None
+        #: Early decodes of audio[:end] with the final's options, by `end`.
+        self._early: dict[int, asyncio.Task] = {}
         self._last_words: list[str] = []
         self._emitted: list[str] = []
         self._last_decode_at = 0
@@ -151,38 +163,39 @@ class StreamingDecoder:
         if self._burst_factor and self.samples / RATE > self._burst_factor * (now - self._t0) + 0.5:
             return  # audio arrives in a burst (a file, not a live mic): early decodes would be wasted
         if self._energy.trailing_silence_s() >= self._speculate_after:
-            # Speculative: fast, it may be the answer. It does not wait for a partial decode
-            # in flight (a free worker is enough), or that partial would delay the answer.
-            if self._speculative is None and (self._best is None or self._best.samples < self._speech_end()):
-                self._speculative = self._start_decode(self._options)
+            # Speculative: it may be the answer. It does not wait for a partial decode in
+            # flight (a free worker is enough), or that partial would delay the answer.
+            if self._trim and self._speculative is None:
+                self._speculative = self._spawn(self._speculate())
         elif (self._on_partial is not None and self._partial is None
               and self.samples - self._last_decode_at >= self._partial_interval):
             self._last_decode_at = self.samples
-            self._partial = self._start_decode(self._partial_options)  # words committed early: accurate
+            end = self.samples
+            self._partial = Inflight(end, self._spawn(self._decode_partial(end)))
 
-    def _speech_end(self) -> int:
-        voiced = self._energy.voiced()
-        if not voiced.any():
-            return 0
-        return (int(np.flatnonzero(voiced)[-1]) + 1) * FRAME
-
-    def _start_decode(self, options: DecodeOptions) -> Inflight:
-        end = self.samples
-        return Inflight(end, self._spawn(self._decode(end, options)))
-
-    async def _decode(self, end: int, options: DecodeOptions) -> Hypothesis:
+    async def _speculate(self) -> None:
+        """Decode audio[:speech_end] as soon as the voice-activity model says speech ended."""
         try:
-            result = await self._engine.transcribe(self.audio(end), options)
-            hyp = Hypothesis(end, result)
-            if self._best is None or end >= self._best.samples:
-                self._best = hyp
-            await self._emit_stable(result.text)
-            return hyp
+            await self._speech_end.update(self.audio())
+            total = self.samples
+            if self._finished or not self._speech_end.complete(total):
+                return
+            end = self._speech_end.end(total)
+            if end not in self._early:
+                self._early[end] = self._spawn(self._engine.transcribe(self.audio(end), self._options))
+                with contextlib.suppress(Exception):  # finish() decodes again if it failed
+                    result = await asyncio.shield(self._early[end])
+                    await self._emit_stable(result.text)
         finally:
-            for name in ("_partial", "_speculative"):
-                inflight = getattr(self, name)
-                if inflight is not None and inflight.task is asyncio.current_task():
-                    setattr(self, name, None)
+            self._speculative = None
+
+    async def _decode_partial(self, end: int) -> None:
+        """A partial hypothesis of all audio so far (words two of them agree on go out)."""
+        try:
+            result = await self._engine.transcribe(self.audio(end), self._partial_options)
+            await self._emit_stable(result.text)
+        finally:
+            self._partial = None
 
     async def _emit_stable(self, text: str) -> None:
         words = text.split()
@@ -199,20 +212,26 @@ class StreamingDecoder:
         await self._on_partial(" ".join(new) if len(self._emitted) == len(new) else " " + " ".join(new))
 
     async def finish(self) -> Transcription:
-        """The final transcript; reuses the speculative decode when only silence followed."""
-        for inflight in (self._speculative, self._partial):
-            if inflight is not None and self._energy.silent_after(inflight.samples):
-                try:
-                    await asyncio.shield(inflight.task)
-                except Exception:  # noqa: BLE001 - fall through to a full decode
-                    pass
-                break
+        """The final transcript: `decode(audio[:speech_end])`, from an early decode of
+        exactly that audio when one was made (only non-speech followed it)."""
         self._finished = True
-        best = self._best
-        if best is not None and self._energy.silent_after(best.samples):
-            self.speculative_hits += 1
-            return best.result
-        return await self._engine.transcribe(self.audio(), self._options)
+        audio = self.audio()
+        if not self._trim:
+            return await self._engine.transcribe(audio, self._options)
+        await self._speech_end.update(audio)
+        end = self._speech_end.end(audio.size)
+        if end == 0:  # the voice-activity model heard no speech at all
+            return Transcription(text="", language=self._options.language)
+        early = self._early.get(end)
+        if early is not None:
+            try:
+                result = await asyncio.shield(early)
+            except Exception:  # noqa: BLE001 - decode it again below
+                _LOGGER.debug("early decode failed; decoding again", exc_info=True)
+            else:
+                self.speculative_hits += 1
+                return result
+        return await self._engine.transcribe(audio[:end], self._options)
 
     def final_delta(self, text: str) -> str | None:
         """The rest of the final text after the emitted partial words, if consistent."""

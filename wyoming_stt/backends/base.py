@@ -55,3 +55,10 @@ class SttBackend(ABC):
     @abstractmethod
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcription:
         """Blocking: 16 kHz mono float32 -> text ('' for silence or noise)."""
+
+    @abstractmethod
+    def speech_probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """Blocking: a voice-activity model's speech probability for each whole 512-sample
+        window of 16 kHz `audio` (the first window may lack context: callers overlap one).
+
+        Where speech ends decides what the final decode covers (see wyoming_stt/endpoint.py)."""

@@ -13,7 +13,7 @@ import numpy as np
 from voice_common.models import ModelError, assemble_parts, package_dir, verify_sha256
 
 from .base import DecodeOptions, ModelDescription, SttBackend, Transcription
-from .short_context import ShortContextWhisper, encoder_frames, looks_like_a_loop
+from .short_context import FULL_WINDOW, ShortContextWhisper, encoder_frames, hallucinated
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,7 +118,6 @@ class FasterWhisperBackend(SttBackend):
             self._model.set_encoder_frames(frames)
             segments, _info = self._model.transcribe(
                 noise, language=self._languages[0], beam_size=1, vad_filter=False,
-                without_timestamps=True, condition_on_previous_text=False,
             )
             list(segments)
 
@@ -149,19 +148,31 @@ class FasterWhisperBackend(SttBackend):
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcription:
         assert self._model is not None, "load() first"
-        seconds = len(audio) / 16000
-        if self._config.short_context and not options.thorough:
-            self._model.set_encoder_frames(encoder_frames(len(audio)))
-            text, language, ratio = self._decode(audio, options)
-            if not looks_like_a_loop(text, ratio, seconds):
+        frames = encoder_frames(len(audio))
+        if self._config.short_context and not options.thorough and frames < FULL_WINDOW:
+            # Opt-in (--short-context): faster, but the words can differ from the full window's.
+            self._model.set_encoder_frames(frames)
+            text, language, segments = self._decode(audio, options)
+            if not hallucinated(text, segments, len(audio) / 16000):
                 return Transcription(text=text, language=language)
-            _LOGGER.info("short-context decode looked like a loop; decoding the full 30 s window")
+            _LOGGER.info("short-context decode looked wrong; decoding the full 30 s window")
         self._model.set_encoder_frames(None)
-        text, language, _ratio = self._decode(audio, options)
+        text, language, _segments = self._decode(audio, options)
         return Transcription(text=text, language=language)
 
-    def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str, float]:
-        """One faster-whisper decode: (text, language, worst segment compression ratio)."""
+    def speech_probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """Silero VAD (faster-whisper's copy) on each whole 512-sample window of `audio`."""
+        from faster_whisper.vad import get_vad_model
+
+        whole = audio.size - audio.size % 512
+        if whole == 0:
+            return np.zeros(0, dtype=np.float32)
+        probs = get_vad_model()(np.ascontiguousarray(audio[:whole], dtype=np.float32))
+        return np.asarray(probs, dtype=np.float32).reshape(-1)[: whole // 512]
+
+    def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str, list]:
+        """One faster-whisper decode with its stock long-form settings (timestamps on, so a
+        window the decoder ends early is continued from its last timestamp, not skipped)."""
         language = options.language if self._multilingual else "en"
         segments, info = self._model.transcribe(
             audio,
@@ -170,10 +181,7 @@ class FasterWhisperBackend(SttBackend):
             initial_prompt=options.initial_prompt or None,
             hotwords=" ".join(options.hotwords) or None,
             vad_filter=self._config.vad,
-            without_timestamps=True,
-            condition_on_previous_text=False,
         )
         kept = [seg for seg in segments if seg.no_speech_prob < self._config.no_speech_threshold]
         text = " ".join(t for t in (seg.text.strip() for seg in kept) if t)
-        ratio = max((seg.compression_ratio for seg in kept), default=0.0)
-        return text, info.language or language, ratio
+        return text, info.language or language, kept
