@@ -12,9 +12,10 @@ sample is the early decode reused, and then its input was byte for byte the inpu
 decode it replaces. Any speech after it, however quiet (a command after a loud chime, a
 soft continuation), moves the end, and the whole utterance is decoded again.
 
-Speech probabilities are computed once per 32 ms window as audio arrives and never
-recomputed, so the end found at `audio-stop` agrees with the one found earlier whenever
-nothing but non-speech came in between.
+Speech probabilities are computed once per 32 ms window as audio arrives, with the model's
+state carried from window to window, so they are the same however the stream was cut into
+chunks (the same transcript for the same audio), and the end found at `audio-stop` agrees
+with the one found earlier whenever nothing but non-speech came in between.
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ THRESHOLD = 0.35
 #: Audio kept after the last speech window (faster-whisper's VAD filter pads 400 ms too).
 PAD = int(0.4 * RATE)
 
-Probabilities = Callable[[np.ndarray], Awaitable[np.ndarray]]
+#: Scores a stream's next (n, 512) windows; see backends.base.VadStream.
+Scorer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
 class SpeechEnd:
     """Incremental speech probabilities of one stream and the end of speech they imply."""
 
-    def __init__(self, probabilities: Probabilities) -> None:
-        self._probabilities = probabilities
+    def __init__(self, score: Scorer) -> None:
+        self._score = score
         self._probs = np.zeros(0, dtype=np.float32)
         self._lock = asyncio.Lock()
 
@@ -50,10 +52,9 @@ class SpeechEnd:
             whole = audio.size // WINDOW
             if whole <= done:
                 return
-            # One window before the new ones goes along as context, and its score is dropped.
-            start = max(0, done - 1)
-            probs = await self._probabilities(audio[start * WINDOW:whole * WINDOW])
-            self._probs = np.concatenate([self._probs, np.asarray(probs, dtype=np.float32)[done - start:]])
+            windows = audio[done * WINDOW:whole * WINDOW].reshape(-1, WINDOW)
+            probs = await self._score(windows)
+            self._probs = np.concatenate([self._probs, np.asarray(probs, dtype=np.float32)])
 
     def end(self, total: int) -> int:
         """The sample where the decoded audio ends, for a stream of `total` samples so far:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Awaitable, Callable
 
 import numpy as np
 
@@ -35,10 +36,15 @@ class Engine:
         finally:
             self._running -= 1
 
-    async def speech_probabilities(self, audio: np.ndarray) -> np.ndarray:
-        """Speech probability per 512-sample window of `audio` (off the event loop, outside
-        the decode pool, so a busy pool never delays the end-of-speech check)."""
-        return await asyncio.to_thread(self.backend.speech_probabilities, audio)
+    def vad_stream(self) -> Callable[[np.ndarray], Awaitable[np.ndarray]]:
+        """A voice-activity scorer for one stream, run off the event loop and outside the
+        decode pool (a busy pool never delays the end-of-speech check)."""
+        stream = self.backend.vad_stream()
+
+        async def score(windows: np.ndarray) -> np.ndarray:
+            return await asyncio.to_thread(stream.score, windows)
+
+        return score
 
     def _run(self, audio: np.ndarray, options: DecodeOptions) -> Transcription:
         start = time.perf_counter()

@@ -131,7 +131,7 @@ class StreamingDecoder:
         self._chunks: list[np.ndarray] = []
         self.samples = 0
         self._energy = EnergyTracker()
-        self._speech_end = SpeechEnd(engine.speech_probabilities)
+        self._speech_end = SpeechEnd(engine.vad_stream())
         self._partial: Inflight | None = None
         self._speculative: asyncio.Task | None = None
         #: Early decodes of audio[:end] with the final's options, by `end`.

@@ -57,8 +57,17 @@ class SttBackend(ABC):
         """Blocking: 16 kHz mono float32 -> text ('' for silence or noise)."""
 
     @abstractmethod
-    def speech_probabilities(self, audio: np.ndarray) -> np.ndarray:
-        """Blocking: a voice-activity model's speech probability for each whole 512-sample
-        window of 16 kHz `audio` (the first window may lack context: callers overlap one).
+    def vad_stream(self) -> "VadStream":
+        """A fresh voice-activity scorer for one audio stream.
 
-        Where speech ends decides what the final decode covers (see wyoming_stt/endpoint.py)."""
+        Where speech ends decides what the final decode covers (see wyoming_stt/endpoint.py),
+        so scores must not depend on how the stream was cut into calls."""
+
+
+class VadStream(ABC):
+    """Speech probabilities of one stream's consecutive 512-sample windows (16 kHz)."""
+
+    @abstractmethod
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """Blocking: probabilities for `windows` of shape (n, 512), the stream's next n; the
+        same values whatever the split of the stream into calls."""

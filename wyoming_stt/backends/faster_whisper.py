@@ -12,8 +12,9 @@ import numpy as np
 
 from voice_common.models import ModelError, assemble_parts, package_dir, verify_sha256
 
-from .base import DecodeOptions, ModelDescription, SttBackend, Transcription
-from .short_context import FULL_WINDOW, ShortContextWhisper, encoder_frames, hallucinated
+from .base import DecodeOptions, ModelDescription, SttBackend, Transcription, VadStream
+from .short_context import FULL_WINDOW, encoder_frames, hallucinated
+from .whisper_model import CachingWhisperModel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class FasterWhisperBackend(SttBackend):
         self._source = path
         _LOGGER.info("loading faster-whisper model %s on %s (%s)", path, device, compute_type)
         try:
-            self._model = ShortContextWhisper(
+            self._model = CachingWhisperModel(
                 path,
                 device=device,
                 compute_type=compute_type,
@@ -160,15 +161,8 @@ class FasterWhisperBackend(SttBackend):
         text, language, _segments = self._decode(audio, options)
         return Transcription(text=text, language=language)
 
-    def speech_probabilities(self, audio: np.ndarray) -> np.ndarray:
-        """Silero VAD (faster-whisper's copy) on each whole 512-sample window of `audio`."""
-        from faster_whisper.vad import get_vad_model
-
-        whole = audio.size - audio.size % 512
-        if whole == 0:
-            return np.zeros(0, dtype=np.float32)
-        probs = get_vad_model()(np.ascontiguousarray(audio[:whole], dtype=np.float32))
-        return np.asarray(probs, dtype=np.float32).reshape(-1)[: whole // 512]
+    def vad_stream(self) -> "SileroStream":
+        return SileroStream()
 
     def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str, list]:
         """One faster-whisper decode with its stock long-form settings (timestamps on, so a
@@ -185,3 +179,29 @@ class FasterWhisperBackend(SttBackend):
         kept = [seg for seg in segments if seg.no_speech_prob < self._config.no_speech_threshold]
         text = " ".join(t for t in (seg.text.strip() for seg in kept) if t)
         return text, info.language or language, kept
+
+
+class SileroStream(VadStream):
+    """faster-whisper's Silero VAD run incrementally: the recurrent state and the 64 samples
+    of context before each window are carried between calls, so the probabilities are those
+    of one call over the whole stream (`SileroVADModel.__call__`), bit for bit."""
+
+    CONTEXT = 64
+
+    def __init__(self) -> None:
+        from faster_whisper.vad import get_vad_model
+
+        self._session = get_vad_model().session
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(self.CONTEXT, dtype=np.float32)
+
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        if windows.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        contexts = np.concatenate([self._context[None, :], windows[:-1, -self.CONTEXT:]], axis=0)
+        batch = np.concatenate([contexts, windows], axis=1)
+        out, self._h, self._c = self._session.run(None, {"input": batch, "h": self._h, "c": self._c})
+        self._context = windows[-1, -self.CONTEXT:].copy()
+        return np.asarray(out, dtype=np.float32).reshape(-1)

@@ -15,11 +15,6 @@ of the full window's cost for live audio without changing any word.
 
 from __future__ import annotations
 
-import threading
-
-import numpy as np
-from faster_whisper import WhisperModel
-
 FRAMES_PER_SECOND = 100  # Whisper mel frames
 FULL_WINDOW = 3000
 MIN_FRAMES = 1000  # 10 s
@@ -50,21 +45,3 @@ def hallucinated(text: str, segments: list, seconds: float) -> bool:
             if norm[i:i + size] == norm[i + size:i + 2 * size]:
                 return True
     return False
-
-
-class ShortContextWhisper(WhisperModel):
-    """WhisperModel whose encoder input is trimmed per call (thread-safe: one limit per thread)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._limit = threading.local()
-
-    def set_encoder_frames(self, frames: int | None) -> None:
-        """Trim the encoder input of this thread's next decodes to `frames` (None: full window)."""
-        self._limit.frames = frames
-
-    def encode(self, features: np.ndarray):
-        frames = getattr(self._limit, "frames", None)
-        if frames is not None and features.shape[-1] > frames:
-            features = np.ascontiguousarray(features[..., :frames])
-        return super().encode(features)
