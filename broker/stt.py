@@ -7,6 +7,10 @@ Audio messages may have any byte count: message boundaries are transport framing
 (Home Assistant, for one, forwards request bodies in pieces of odd lengths), so a
 partial frame is carried over to the next message and the service only ever gets
 whole frames. Only a stream whose total is not whole frames is refused, at `stop`.
+
+After `stop` the service may take long for a long utterance (decoding on a CPU), so
+the wait for the transcript grows with the audio's length (`result_timeout`); a service
+that only takes too long gets `timeout` and a health re-check, never a failure mark.
 """
 
 from __future__ import annotations
@@ -199,6 +203,34 @@ class SttSession(Session):
                 f"(width x channels = {self.frame} bytes)",
             )
 
+    def result_timeout(self) -> float:
+        """Seconds the service may take for the transcript after `stop`.
+
+        `--backend-timeout` plus `--stt-timeout-factor` x the audio's seconds, at most
+        `--stt-timeout-max`: a fixed bound would fail long utterances on slow CPUs.
+        """
+        limits = self.deps.limits
+        seconds = self.received_bytes / self.bytes_per_second
+        return min(limits.stt_timeout_max, limits.backend_timeout + limits.stt_timeout_factor * seconds)
+
+    async def _transcript(self, reader: asyncio.Future, service: Service) -> Transcript:
+        """Wait for the reader's transcript, at most `result_timeout()` s.
+
+        A service that closes or breaks the connection fails over (the reader raises
+        ServiceFailure); one that only takes too long ends the session with `timeout` and
+        is re-checked with `describe`, which marks it down only if it does not answer.
+        """
+        timeout = self.result_timeout()
+        done, _ = await asyncio.wait({reader}, timeout=timeout)
+        if not done:
+            self.deps.pool.recheck(service)
+            raise SessionError(
+                "timeout",
+                f"the speech-to-text service sent no transcript within {timeout:.1f} s after stop "
+                f"({self.received_bytes / self.bytes_per_second:.1f} s of audio)",
+            )
+        return reader.result()
+
     def _chunk_event(self, audio: bytes):
         req = self.request
         return AudioChunk(rate=req.rate, width=req.width, channels=req.channels, audio=audio).event()
@@ -229,16 +261,18 @@ class SttSession(Session):
                         self._audio.append(audio)
                         await client.write_event(self._chunk_event(audio))
                 await client.write_event(AudioStop().event())
-                return await reader
+                return await self._transcript(reader, service)
             finally:
                 reader.cancel()
                 with contextlib.suppress(BaseException):
                     await reader
 
     async def _read(self, client: ServiceClient) -> Transcript:
+        """Partials until the transcript. Unbounded in time: the service owes nothing while
+        audio flows (`next_item` bounds the device, `_transcript` the wait after stop)."""
         text = ""
         while True:
-            event = await client.read_event()
+            event = await client.read_event(bounded=False)
             if TranscriptChunk.is_type(event.type):
                 if self.request.partials:
                     text += TranscriptChunk.from_event(event).text
