@@ -129,11 +129,11 @@ class Bridge:
                 await self.publish_info()
 
     async def publish_discovery(self, sites: list[str] | None = None) -> None:
-        if not self.config.ha_discovery:
-            return
+        """Home Assistant discovery configs (if enabled), then each site's busy state."""
         for site in sites if sites is not None else self.sites():
-            for topic, payload in discovery_messages(self.topics, site):
-                await self.link.publish(topic, payload, qos=1)
+            if self.config.ha_discovery:
+                for topic, payload in discovery_messages(self.topics, site):
+                    await self.link.publish(topic, payload, qos=1)
             await self._publish_busy(site)
 
     async def _publish_settings(self, site: str) -> None:
@@ -142,9 +142,19 @@ class Bridge:
                                 properties=self.link.properties(content_type=JSON))
 
     async def _publish_busy(self, site: str) -> None:
+        """ON/OFF on `voice/site/{site}/busy`.
+
+        Retained for the sites announced to Home Assistant (`--sites` or stored settings,
+        so at most --max-sites + the configured ones): HA subscribes to the state topic
+        only after it has processed the config, so a state sent along with the config is
+        missed and the binary_sensor stays `unknown`; a retained one reaches it on
+        subscribing, after every HA restart too. Other sites get it unretained, so ids
+        made up by clients leave nothing behind on the broker.
+        """
         state = b"ON" if site in self.stt or site in self.tts else b"OFF"
+        known = site in self.config.sites or self.store.has(site)
         with contextlib.suppress(aiomqtt.MqttError):
-            await self.link.publish(self.topics.busy(site), state, qos=0)
+            await self.link.publish(self.topics.busy(site), state, qos=1 if known else 0, retain=known)
 
     # -- sessions --------------------------------------------------------------
     def mode(self, site: str) -> str:

@@ -75,7 +75,11 @@ OPTIONS: list[Option] = [
            type=parse_bool),
     Option("health_interval", 30.0, "Seconds between service health checks (services that are down: every 2 s)", type=float),
     Option("connect_timeout", 3.0, "Seconds to connect to / describe a service", type=float),
-    Option("backend_timeout", 30.0, "Seconds a service may stay silent while it owes us a result", type=float),
+    Option("backend_timeout", 30.0, "Seconds a service may stay silent while it owes us a result "
+           "(for a transcript after stop: plus --stt-timeout-factor x the audio's seconds)", type=float),
+    Option("stt_timeout_factor", 1.0, "Seconds an STT service may take for the transcript after stop, "
+           "per second of audio, on top of --backend-timeout (long audio decodes slowly on a CPU)", type=float),
+    Option("stt_timeout_max", 300.0, "Longest wait in seconds for a transcript after stop", type=float),
     # Sites, settings, Home Assistant
     Option("db", default_db(), "SQLite file for per-site settings"),
     Option("sites", [], "Sites announced to Home Assistant even before they have settings", multiple=True,
@@ -111,6 +115,8 @@ class Limits:
     max_sites: int = 256
     audio_chunk_bytes: int = 4096
     backend_timeout: float = 30.0
+    stt_timeout_factor: float = 1.0
+    stt_timeout_max: float = 300.0
     connect_timeout: float = 3.0
     chat_timeout: float = 30.0
     #: STT formats accepted in `start` (anything else: invalid_format).
@@ -126,7 +132,7 @@ class Limits:
         return cls(**{name: getattr(config, name) for name in (
             "max_sessions", "max_control_bytes", "max_chunk_bytes", "max_audio_seconds",
             "idle_timeout", "max_text_chars", "max_sites", "audio_chunk_bytes",
-            "backend_timeout", "connect_timeout", "chat_timeout",
+            "backend_timeout", "stt_timeout_factor", "stt_timeout_max", "connect_timeout", "chat_timeout",
         )})
 
 
@@ -151,6 +157,9 @@ def parse_config(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if config.mqtt_host not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("wyoming-voice-broker: --embedded-mqtt listens on loopback only")
         config.mqtt_protocol = "3.1.1"  # amqtt speaks MQTT 3.1.1
+    for name in ("backend_timeout", "stt_timeout_factor", "stt_timeout_max"):
+        if getattr(config, name) < 0:
+            raise SystemExit(f"wyoming-voice-broker: --{name.replace('_', '-')} must not be negative")
     for name in ("max_sessions", "max_control_bytes", "max_chunk_bytes", "max_text_chars",
                  "max_sites", "audio_chunk_bytes"):
         if getattr(config, name) < 1:

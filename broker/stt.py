@@ -2,6 +2,15 @@
 
 The audio of the session is kept (it is capped anyway), so when the service dies
 mid-utterance the session replays it to the next one instead of failing.
+
+Audio messages may have any byte count: message boundaries are transport framing
+(Home Assistant, for one, forwards request bodies in pieces of odd lengths), so a
+partial frame is carried over to the next message and the service only ever gets
+whole frames. Only a stream whose total is not whole frames is refused, at `stop`.
+
+After `stop` the service may take long for a long utterance (decoding on a CPU), so
+the wait for the transcript grows with the audio's length (`result_timeout`); a service
+that only takes too long gets `timeout` and a health re-check, never a failure mark.
 """
 
 from __future__ import annotations
@@ -108,17 +117,16 @@ class SttSession(Session):
         self.received_chunks = 0
         self.closed = False  # no more input accepted (stopped, failed or cancelled)
         self._audio: list[bytes] = []  # what was sent to the service, for failover
+        self._partial = b""  # bytes of a frame split between two messages, not yet sent
         self._stop: Stop | None = None
         self._seq = 0
 
     # Called by the dispatcher: validate and queue, never block.
     def feed(self, chunk: bytes) -> None:
+        """Queue one audio message, of any byte count (frames are reassembled in `_frames`)."""
         if self.closed:
             return
-        if not chunk or len(chunk) % self.frame:
-            self._close(SessionError(
-                "invalid_format", f"audio chunk of {len(chunk)} bytes is not a multiple of {self.frame}"))
-        elif len(chunk) > self.deps.limits.max_chunk_bytes:
+        if len(chunk) > self.deps.limits.max_chunk_bytes:
             self._close(SessionError("too_large", "audio chunk larger than the limit"))
         elif self.received_bytes + len(chunk) > self.max_bytes:
             self._close(SessionError(
@@ -126,7 +134,8 @@ class SttSession(Session):
         else:
             self.received_bytes += len(chunk)
             self.received_chunks += 1
-            self.inbox.put_nowait(chunk)
+            if chunk:
+                self.inbox.put_nowait(chunk)
 
     def stop(self, stop: Stop) -> None:
         if not self.closed:
@@ -179,6 +188,49 @@ class SttSession(Session):
                 f"{self.received_chunks} / {self.received_bytes} received",
             )
 
+    def _frames(self, chunk: bytes) -> bytes:
+        """The whole frames of the partial frame carried over plus `chunk`; keeps the rest."""
+        data = self._partial + chunk
+        cut = len(data) - len(data) % self.frame
+        self._partial = data[cut:]
+        return data[:cut]
+
+    def _check_whole(self) -> None:
+        if self._partial:
+            raise SessionError(
+                "invalid_format",
+                f"{self.received_bytes} bytes of audio are not a whole number of frames "
+                f"(width x channels = {self.frame} bytes)",
+            )
+
+    def result_timeout(self) -> float:
+        """Seconds the service may take for the transcript after `stop`.
+
+        `--backend-timeout` plus `--stt-timeout-factor` x the audio's seconds, at most
+        `--stt-timeout-max`: a fixed bound would fail long utterances on slow CPUs.
+        """
+        limits = self.deps.limits
+        seconds = self.received_bytes / self.bytes_per_second
+        return min(limits.stt_timeout_max, limits.backend_timeout + limits.stt_timeout_factor * seconds)
+
+    async def _transcript(self, reader: asyncio.Future, service: Service) -> Transcript:
+        """Wait for the reader's transcript, at most `result_timeout()` s.
+
+        A service that closes or breaks the connection fails over (the reader raises
+        ServiceFailure); one that only takes too long ends the session with `timeout` and
+        is re-checked with `describe`, which marks it down only if it does not answer.
+        """
+        timeout = self.result_timeout()
+        done, _ = await asyncio.wait({reader}, timeout=timeout)
+        if not done:
+            self.deps.pool.recheck(service)
+            raise SessionError(
+                "timeout",
+                f"the speech-to-text service sent no transcript within {timeout:.1f} s after stop "
+                f"({self.received_bytes / self.bytes_per_second:.1f} s of audio)",
+            )
+        return reader.result()
+
     def _chunk_event(self, audio: bytes):
         req = self.request
         return AudioChunk(rate=req.rate, width=req.width, channels=req.channels, audio=audio).event()
@@ -203,21 +255,24 @@ class SttSession(Session):
                     item = getter.result()
                     if isinstance(item, Stop):
                         self._check_loss(item)
+                        self._check_whole()
                         self._stop = item
-                    else:
-                        self._audio.append(item)
-                        await client.write_event(self._chunk_event(item))
+                    elif audio := self._frames(item):
+                        self._audio.append(audio)
+                        await client.write_event(self._chunk_event(audio))
                 await client.write_event(AudioStop().event())
-                return await reader
+                return await self._transcript(reader, service)
             finally:
                 reader.cancel()
                 with contextlib.suppress(BaseException):
                     await reader
 
     async def _read(self, client: ServiceClient) -> Transcript:
+        """Partials until the transcript. Unbounded in time: the service owes nothing while
+        audio flows (`next_item` bounds the device, `_transcript` the wait after stop)."""
         text = ""
         while True:
-            event = await client.read_event()
+            event = await client.read_event(bounded=False)
             if TranscriptChunk.is_type(event.type):
                 if self.request.partials:
                     text += TranscriptChunk.from_event(event).text

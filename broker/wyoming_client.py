@@ -45,13 +45,18 @@ class ServiceClient(AsyncTcpClient):
         except (OSError, asyncio.TimeoutError):
             pass
 
-    async def read_event(self) -> Event:
-        """The next event; raises ServiceFailure on EOF, stalls and bad frames."""
+    async def read_event(self, *, bounded: bool = True) -> Event:
+        """The next event; raises ServiceFailure on EOF, stalls and bad frames.
+
+        With `bounded=False` the wait for an event to begin has no limit (a frame that
+        stalls once begun still fails): for callers that bound the wait themselves.
+        """
         assert self._reader is not None, "not connected"
         try:
             event = await read_event(
                 self._reader, max_frame_bytes=MAX_FRAME_BYTES,
-                idle_timeout=self.read_timeout, read_timeout=self.read_timeout or 10.0,
+                idle_timeout=self.read_timeout if bounded else None,
+                read_timeout=self.read_timeout or 10.0,
             )
         except (ProtocolError, ClientGone) as err:
             raise ServiceFailure(f"{self.uri}: {err}") from err

@@ -286,19 +286,21 @@ class Probe:
 
 
 async def send_audio(probe: Probe, site: str, sid: str, pcm: bytes, *, rate: int = 16000, chunk_ms: int = 40,
-                     pace: float = 0.0, start: dict | None = None, stop: bool = True, **props: Any) -> int:
+                     pace: float = 0.0, start: dict | None = None, stop: bool = True, prefix: str = "voice",
+                     **props: Any) -> int:
     """start, raw PCM chunks (QoS 0), stop with the chunk count; returns the number of chunks."""
     step = rate * 2 * chunk_ms // 1000
-    await probe.publish(f"voice/stt/{site}/{sid}/start",
+    base = f"{prefix}/stt/{site}/{sid}"
+    await probe.publish(f"{base}/start",
                         {"rate": rate, "width": 2, "channels": 1, "language": "en", **(start or {})}, **props)
     chunks = 0
     for i in range(0, len(pcm), step):
-        await probe.publish(f"voice/stt/{site}/{sid}/audio", pcm[i:i + step], qos=0)
+        await probe.publish(f"{base}/audio", pcm[i:i + step], qos=0)
         chunks += 1
         if pace:
             await asyncio.sleep(chunk_ms / 1000 / pace)
     if stop:
-        await probe.publish(f"voice/stt/{site}/{sid}/stop", {"chunks": chunks, "bytes": len(pcm)})
+        await probe.publish(f"{base}/stop", {"chunks": chunks, "bytes": len(pcm)})
     return chunks
 
 

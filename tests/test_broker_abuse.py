@@ -59,9 +59,10 @@ def test_invalid_stt_requests(bridge, mosquitto):
                 "language": await error_of(probe, start.format("a5"), {"language": "en; rm -rf"}),
                 "huge": await error_of(probe, start.format("a6"), {"pad": "x" * 9000}),
             }
-            # A chunk that is not a whole number of frames.
+            # Audio that is not a whole number of frames at stop (odd chunks alone are fine).
             await probe.publish("voice/stt/kitchen/b1/start", {"rate": 16000})
             await probe.publish("voice/stt/kitchen/b1/audio", b"\x00\x01\x02", qos=0)
+            await probe.publish("voice/stt/kitchen/b1/stop", {})
             codes["odd_chunk"] = (await probe.next("voice/stt/kitchen/b1/result/*")).json()
             # One chunk over --max-chunk-bytes (65536).
             await probe.publish("voice/stt/kitchen/b4/start", {"rate": 16000})

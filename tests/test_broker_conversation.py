@@ -1,4 +1,4 @@
-"""Conversation mode with a test chat backend over MQTT, and Home Assistant discovery."""
+"""Conversation mode with a test chat backend over MQTT."""
 
 from __future__ import annotations
 
@@ -95,31 +95,3 @@ def test_chat_backend_silent_times_out(bridge, mosquitto, jfk_pcm):
     final, error = run(scenario())
     assert error.json()["code"] == "timeout"
 
-
-def test_home_assistant_discovery(bridge, mosquitto):
-    async def scenario():
-        async with Probe(mosquitto, "homeassistant/+/voice_kitchen/+/config", "voice/site/kitchen/busy") as ha:
-            await ha.publish("homeassistant/status", "online")  # Home Assistant's birth message
-            configs = {}
-            while len(configs) < 4:
-                msg = await ha.next("homeassistant/*", 10)
-                configs[msg.topic] = msg
-            busy = await ha.next("voice/site/kitchen/busy", 5)
-            return configs, busy
-
-    configs, busy = run(scenario())
-    assert all(not m.retain for m in configs.values())
-    event = configs["homeassistant/event/voice_kitchen/transcript/config"].json()
-    sensor = configs["homeassistant/sensor/voice_kitchen/last_transcript/config"].json()
-    notify = configs["homeassistant/notify/voice_kitchen/say/config"].json()
-    busy_cfg = configs["homeassistant/binary_sensor/voice_kitchen/busy/config"].json()
-    for cfg in (event, sensor, notify, busy_cfg):
-        assert cfg["availability_topic"] == "voice/status"
-        assert cfg["device"]["identifiers"] == ["wyoming_voice_kitchen"]
-        assert cfg["unique_id"].startswith("voice_kitchen_")
-    assert event["state_topic"] == "voice/stt/kitchen/event" and event["event_types"] == ["transcript"]
-    assert sensor["value_template"] == "{{ value_json.text[:255] }}"
-    assert sensor["json_attributes_topic"] == "voice/stt/kitchen/event"
-    assert notify["command_topic"] == "voice/tts/kitchen/say"
-    assert busy_cfg["state_topic"] == "voice/site/kitchen/busy"
-    assert busy.payload in (b"ON", b"OFF")

@@ -8,8 +8,9 @@ from mqtt_helpers import (  # noqa: F401  (fixtures)
     Bridge, Probe, audio_of, bridge, jfk_pcm, mosquitto, run, send_audio, stt_server, tts_server,
 )
 
-#: The only topics the bridge may leave retained on the broker.
-RETAINED_OK = ("*/status", "*/info", "*/site/*/settings")
+#: The only topics the bridge may leave retained on the broker (busy: the state of the
+#: sites announced to Home Assistant, never a request or a result).
+RETAINED_OK = ("*/status", "*/info", "*/site/*/settings", "*/site/*/busy")
 
 
 def test_tls_listener_with_client_certificate(mosquitto, tts_server, tmp_path):

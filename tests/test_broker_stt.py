@@ -120,3 +120,36 @@ def test_resampled_format_accepted(bridge, mosquitto, jfk_pcm):
     final = run(scenario())
     assert final.topic.endswith("/final"), final.payload
     assert "fellow americans" in " ".join(normalize_words(final.json()["text"]))
+
+
+def test_chunks_of_any_byte_count(bridge, mosquitto, jfk_pcm):
+    """Message boundaries are transport framing (HA forwards bodies in odd pieces): the bridge
+    carries partial samples over, and refuses only a stream that is not whole samples at stop."""
+    sizes = (2009, 1999, 1, 3, 4097, 64, 777)
+
+    async def publish_in_pieces(probe: Probe, sid: str, pcm: bytes) -> int:
+        await probe.publish(f"voice/stt/kitchen/{sid}/start", {"rate": 16000, "width": 2, "channels": 1})
+        offset = chunks = 0
+        while offset < len(pcm):
+            size = sizes[chunks % len(sizes)]
+            await probe.publish(f"voice/stt/kitchen/{sid}/audio", pcm[offset:offset + size], qos=0)
+            offset += size
+            chunks += 1
+        await probe.publish(f"voice/stt/kitchen/{sid}/stop", {"chunks": chunks, "bytes": len(pcm)})
+        return chunks
+
+    async def scenario():
+        async with Probe(mosquitto, "voice/stt/kitchen/+/result/#") as probe:
+            await publish_in_pieces(probe, "odd1", jfk_pcm)
+            final = await probe.next("voice/stt/kitchen/odd1/result/*", 60)
+            await publish_in_pieces(probe, "odd2", jfk_pcm[: 16000 * 2 + 2009])  # one byte too many
+            error = await probe.next("voice/stt/kitchen/odd2/result/*", 30)
+            return final, error
+
+    final, error = run(scenario())
+    assert final.topic.endswith("/result/final"), final.payload
+    assert word_error_rate(JFK_TEXT, final.json()["text"]) == 0, final.payload
+    assert final.json()["audio_ms"] == 11000 and "lost_chunks" not in final.json()
+    assert error.topic.endswith("/result/error"), error.payload
+    assert error.json()["code"] == "invalid_format"
+    assert "34009 bytes" in error.json()["message"], error.payload
