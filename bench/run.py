@@ -59,6 +59,11 @@ async def bench_stt(args, scratch: Path, log_dir: Path) -> dict:
     jfk = speech.jfk()
     for cls, clips in cmds.items():
         log(f"  {cls}: " + ", ".join(f"{c.name} {c.seconds:.1f} s" for c in clips))
+    long, quiet = speech.long_speech(quick=args.quick), speech.quiet_endings(quick=args.quick)
+    for clip in long + quiet:
+        log(f"  {clip.name}: {clip.seconds:.1f} s")
+    hard = stt.hard_sets(cmds, long, quiet)
+    only = set(args.stt_sets.split(",")) if args.stt_sets else None
     servers = [("ref_b1", refenv.ref_stt_argv(1, scratch)), ("ours", refenv.our_stt_argv())]
     if not args.no_beam5:
         servers.append(("ref_b5", refenv.ref_stt_argv(5, scratch)))
@@ -67,9 +72,9 @@ async def bench_stt(args, scratch: Path, log_dir: Path) -> dict:
     log(f"   (load {os.getloadavg()[0]:.2f})")
     out = await stt.run_servers(dict(servers), cmds=cmds, jfk=jfk, quick=args.quick,
                                 throughput_for={"ref_b1" if args.no_beam5 else "ref_b5", "ours"} if args.quick else {n for n, _ in servers},
-                                log_dir=log_dir, log=log)
+                                log_dir=log_dir, log=log, hard=hard, only=only)
     out["clips"] = {cls: [{"name": c.name, "kind": c.kind, "seconds": round(c.seconds, 2), "text": c.text}
-                          for c in clips] for cls, clips in cmds.items()}
+                          for c in clips] for cls, clips in {**cmds, "long": long, "quiet": quiet}.items()}
     return out
 
 
@@ -93,6 +98,9 @@ def main() -> int:
     parser.add_argument("--mem-timeout", type=float, default=300,
                         help="seconds allowed for the 10 000-character text (default 300)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--stt-sets", default="",
+                        help="only these STT sets, comma-separated (e.g. rt_long,rt_noise_3s,rt_quiet; "
+                             "no cold starts or throughput)")
     args = parser.parse_args()
 
     try:

@@ -19,6 +19,7 @@ from .common import REPO
 
 sys.path.insert(0, str(REPO / "tests"))
 from helpers import JFK_FLAC, JFK_TEXT, decode_audio, espeak  # noqa: E402
+import speech_corpus as corpus  # noqa: E402
 
 RATE = 16000
 
@@ -97,3 +98,32 @@ def commands(quick: bool = False) -> dict[str, list[Clip]]:
 
 def silence(seconds: float) -> bytes:
     return b"\0\0" * int(seconds * RATE)
+
+
+def room_noise(seconds: float) -> bytes:
+    """Trailing audio a real microphone sends: quiet noise with mains hum (-60 dBFS)."""
+    return corpus.room_noise(seconds, dbfs=-60.0, seed=11)
+
+
+def long_speech(quick: bool = False) -> list[Clip]:
+    """45-60 s of speech: ten-plus commands from five voices (human, espeak-ng, Piper) with
+    pauses of room noise between them; the second adds the whole JFK recording."""
+    one = corpus.long_utterance(pause_s=1.0)
+    clips = [Clip("long-pauses", "mixed", one.text, one.pcm)]
+    if not quick:
+        two = corpus.long_utterance(pause_s=0.5)
+        jfk_clip = corpus.jfk()
+        clips.append(Clip("long-jfk", "mixed", f"{jfk_clip.text} {two.text}",
+                          jfk_clip.pcm + corpus.room_noise(0.5) + two.pcm))
+    return clips
+
+
+def quiet_endings(quick: bool = False) -> list[Clip]:
+    """Commands whose last words are 28 dB quieter than the first (after a 0.5 s pause)."""
+    pairs = [("piper", "Add milk to the shopping list.", "piper", "And also some bread."),
+             ("espeak:en-us", "Turn on the lights in the hall.", "espeak:en-us", "And in the kitchen too.")]
+    out = []
+    for a, first, b, second in pairs[:1] if quick else pairs:
+        speech = corpus.quiet_ending(corpus.say(a, first), corpus.say(b, second))
+        out.append(Clip(f"quiet-{a.split(':')[0]}", a.split(":")[0], speech.text, speech.pcm))
+    return out

@@ -4,7 +4,9 @@ A request is what Home Assistant sends: transcribe(language=en), audio-start, 10
 audio-chunks of 16 kHz 16-bit mono, audio-stop; latency is from writing audio-stop to
 receiving `transcript`. `realtime` paces the chunks at the speed of speech (chunk i is
 written when its audio would have been captured) and appends 0.7 s of trailing silence,
-like Home Assistant's VAD; `burst` writes them as fast as the socket takes them.
+like Home Assistant's VAD; `burst` writes them as fast as the socket takes them. The hard cases (`hard_sets`) play long
+speech, room noise instead of digital zeros after the speech, and quiet endings. The time
+from the end of speech to the transcript is the stop latency plus the trailing 0.7 s.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 
 from .common import HOST, Server, summary
-from .speech import RATE, Clip, silence
+from .speech import RATE, Clip, room_noise, silence
 
 CHUNK = 1024  # samples per audio-chunk (Home Assistant's size)
 TRAILING_SILENCE = 0.7
@@ -104,13 +106,27 @@ async def cold_start(name: str, argv: list[str], clip: Clip, log_dir: Path) -> d
             "later_ms": sorted(later)[len(later) // 2] * 1000}
 
 
+def hard_sets(cmds: dict[str, list[Clip]], long: list[Clip], quiet: list[Clip]) -> list[tuple]:
+    """(key, clips, tail) of the hard cases, each played in real time and followed by `tail`:
+    long speech, commands followed by room noise instead of digital zeros, quiet endings."""
+    return [("rt_long", long, "noise"), ("rt_noise_3s", cmds["3s"], "noise"),
+            ("rt_noise_5s", cmds["5s"], "noise"), ("rt_quiet", quiet, "zeros")]
+
+
+def _tail(kind: str) -> bytes:
+    return room_noise(TRAILING_SILENCE) if kind == "noise" else silence(TRAILING_SILENCE)
+
+
 async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Clip]], jfk: Clip,
-                      quick: bool, throughput_for: set[str], log_dir: Path, log) -> dict:
+                      quick: bool, throughput_for: set[str], log_dir: Path, log,
+                      hard: list[tuple] = (), only: set[str] | None = None) -> dict:
     """Cold starts one server at a time; then all servers up at once and every measurement
     interleaved (clip by clip, server by server), so that load from elsewhere on the
     machine falls on all of them alike. An idle server costs the others nothing."""
     results: dict = {name: {"name": name, "argv": argv} for name, argv in servers.items()}
     for name, argv in servers.items():
+        if only is not None:
+            break  # a partial run (--stt-sets): no cold starts
         colds = [await cold_start(f"{name}-cold", argv, jfk, log_dir) for _ in range(1 if quick else 3)]
         results[name]["cold"] = {k: sorted(c[k] for c in colds)[len(colds) // 2] for k in colds[0]}
         log(f"  {name} cold start: " + ", ".join(f"{k} {v:.2f}" for k, v in results[name]["cold"].items()))
@@ -123,17 +139,20 @@ async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Cli
             await server.wait_ready()
             await transcribe(server.port, jfk.pcm, realtime=False)  # warm-up
         reps = 1 if quick else 2
-        sets = [(f"rt_{cls}", clips, True, reps) for cls, clips in cmds.items()]
-        sets.append(("rt_11s", [jfk], True, reps))
-        sets += [(f"burst_{cls}", clips, False, 1) for cls, clips in cmds.items()]
-        sets.append(("burst_11s", [jfk], False, 2))
-        for key, clips, realtime, n in sets:
+        sets = [(f"rt_{cls}", clips, True, reps, "zeros") for cls, clips in cmds.items()]
+        sets.append(("rt_11s", [jfk], True, reps, "zeros"))
+        sets += [(key, clips, True, reps, tail) for key, clips, tail in hard]
+        sets += [(f"burst_{cls}", clips, False, 1, None) for cls, clips in cmds.items()]
+        sets.append(("burst_11s", [jfk], False, 2, None))
+        if only is not None:
+            sets = [entry for entry in sets if entry[0] in only]
+        for key, clips, realtime, n, tail in sets:
             log(f"  {key}")
             lat: dict[str, list[float]] = {name: [] for name in running}
             pairs: dict[str, list[tuple[str, str]]] = {name: [] for name in running}
             for rep in range(n):
                 for clip in clips:
-                    pcm = clip.pcm + silence(TRAILING_SILENCE) if realtime else clip.pcm
+                    pcm = clip.pcm + _tail(tail) if realtime else clip.pcm
                     for name, server in running.items():
                         seconds, text = await transcribe(server.port, pcm, realtime=realtime)
                         lat[name].append(seconds * 1000)
@@ -143,7 +162,7 @@ async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Cli
             for name in running:
                 results[name][key] = {**summary(lat[name]), "wer": corpus_wer(pairs[name]), "values_ms": lat[name]}
             log("    p50: " + ", ".join(f"{name} {results[name][key]['p50']:.0f} ms" for name in running))
-        for clients in (1, 2, 4, 8):
+        for clients in (1, 2, 4, 8) if only is None else ():
             for name, server in running.items():
                 if name not in throughput_for:
                     continue

@@ -41,6 +41,8 @@ LONG_SCRIPT = [
     ("piper", "Open the garage door and switch off the heating in the basement."),
     ("espeak:en-us+m3", "Lock the front door and turn on the porch light."),
     ("piper", "Tell me when the washing machine is done."),
+    ("espeak:en-gb", "Play the evening news on the radio in the bedroom."),
+    ("piper", "How long does it take to drive to the airport from here?"),
 ]
 
 
@@ -145,6 +147,12 @@ def long_utterance(pause_s: float = 1.0, count: int | None = None) -> Speech:
         parts.append(one.pcm)
         texts.append(one.text)
     return Speech("long", " ".join(texts), b"".join(parts))
+
+
+def quiet_ending(loud: Speech, quiet: Speech, drop_db: float = 28.0, pause_s: float = 0.5) -> Speech:
+    """`loud` at full level, a pause, then `quiet` `drop_db` dB quieter: speech that ends softly."""
+    pcm = scale(loud.pcm, -1.0) + silence(pause_s) + scale(quiet.pcm, -1.0 - drop_db)
+    return Speech(f"{loud.name}+quiet", f"{loud.text} {quiet.text}", pcm)
 
 
 def chime(seconds: float = 0.09, amplitude: float = 0.85) -> bytes:

@@ -28,7 +28,7 @@ OPTIONS = [
     ),
     Option("device", "cpu", "Inference device", choices=("cpu", "cuda", "auto")),
     Option("compute_type", "auto", "CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA)"),
-    Option("beam_size", 5, "Beam size (5: most accurate, ~15 ms more than greedy 1 with the short context)", type=int),
+    Option("beam_size", 5, "Beam size (5: the most accurate, faster-whisper's default; 1: greedy, faster)", type=int),
     Option("cpu_threads", 0, "CPU threads per decode (0 = CPU cores / workers)", type=int),
     Option("workers", 2, "Decodes that may run at once (CTranslate2 workers; 2 x 1 thread beats 1 x 2 threads in throughput)", type=int),
     Option("language", None, "Default language when the client sends none (e.g. en)"),
