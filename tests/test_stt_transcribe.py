@@ -145,6 +145,27 @@ def test_long_speech_keeps_every_utterance(stt):
             assert max(normalize_words(line), key=len) in normalize_words(text), (line, text)
 
 
+def _metric(stt, name: str) -> float:
+    import re
+    import urllib.request
+
+    port = int(re.search(r"health and metrics on http://127.0.0.1:(\d+)", stt.log()).group(1))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        body = resp.read().decode()
+    return float(re.search(rf"^{re.escape(name)}\S* (\S+)$", body, re.M).group(1))
+
+
+def test_a_minute_of_speech_is_decoded_once(stt):
+    """57 s sent as a file: one decode (a long transcript is not mistaken for a decoder loop
+    and decoded again), every utterance in it."""
+    speech = long_utterance(pause_s=0.5)
+    pcm = decode_audio(JFK_FLAC) + room_noise(0.5) + speech.pcm
+    before = _metric(stt, "wyoming_stt_decode_seconds_count")
+    events, _ = asyncio.run(transcribe(stt.port, pcm))
+    assert word_error_rate(f"{JFK_TEXT} {speech.text}", final_text(events)) <= 0.1
+    assert _metric(stt, "wyoming_stt_decode_seconds_count") - before == 1
+
+
 @pytest.mark.parametrize("chunk_bytes", [2009, 4099])
 def test_chunks_that_split_samples_are_joined(stt, chunk_bytes):
     """Home Assistant's STT web API forwards the request body in pieces of any size."""
