@@ -88,13 +88,17 @@ async def run_service(
         _LOGGER.info("stopping")
     finally:
         ready = False
-        if advertiser is not None:
-            with contextlib.suppress(Exception):
-                await advertiser.close()
-        await server.stop()
+        # Connections end (with `shutting_down`) while zeroconf says goodbye, not after it.
+        await asyncio.gather(server.stop(), _close_quietly(advertiser))
         if health:
             await health.stop()
     return 0
+
+
+async def _close_quietly(advertiser: Advertiser | None) -> None:
+    if advertiser is not None:
+        with contextlib.suppress(Exception):
+            await advertiser.close()
 
 
 def main_entry(coro_factory: Callable[[], "asyncio.Future[int] | object"]) -> None:

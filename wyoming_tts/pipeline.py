@@ -100,11 +100,6 @@ class AudioPipeline:
             if self.first_text_at is not None:
                 latency = time.perf_counter() - self.first_text_at
                 self._engine.metrics.latency.labels(backend).observe(latency)
-        task = asyncio.current_task()
         for start in range(0, len(pcm), self._chunk_bytes):
             chunk = pcm[start:start + self._chunk_bytes]
             await self._write(AudioChunk(rate=rate, width=2, channels=1, audio=chunk).event())
-            if task is not None and task.cancelling():
-                # Python 3.11's wait_for (inside write_event) swallows a cancel that races with a
-                # completed write; without this a cancelled stream would keep talking.
-                raise asyncio.CancelledError
