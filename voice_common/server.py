@@ -1,4 +1,4 @@
-"""Running a Wyoming server: listen on --uri, one handler per connection.
+"""Running a Wyoming server: serve --uri (tcp, unix or stdio), one handler per connection.
 
 The runtime owns what every service needs around its protocol handler: bounded
 event reading, an `error` event (then close) for every failure, a cap on open
@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from dataclasses import dataclass
 from typing import Awaitable, Callable
-from urllib.parse import urlparse
 
 from wyoming.error import Error
 from wyoming.event import Event
 
+from .listen import Listener
 from .protocol import ClientGone, ProtocolError, read_event, write_event
 
 _LOGGER = logging.getLogger(__name__)
@@ -118,35 +117,28 @@ class WyomingServer:
         self.uri = uri
         self._factory = factory
         self._limits = limits
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: Listener | None = None
         #: Each connection's task and its writer (stop() aborts the transport of a straggler).
         self._clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
 
     @property
     def port(self) -> int | None:
-        if self._server is None or not self._server.sockets:
-            return None
-        name = self._server.sockets[0].getsockname()
-        return name[1] if isinstance(name, tuple) else None
+        return self._listener.port if self._listener is not None else None
+
+    @property
+    def finished(self) -> asyncio.Task | None:
+        """With stdio://, the one connection (the process ends when it does); else None."""
+        return self._listener.finished if self._listener is not None else None
+
+    def bind(self) -> None:
+        """Claim the address (before models load); ConfigError if it cannot be had."""
+        if self._listener is None:
+            self._listener = Listener.claim(self.uri)
 
     async def start(self) -> None:
-        parsed = urlparse(self.uri)
-        if parsed.scheme == "tcp":
-            if parsed.port is None:
-                raise ValueError(f"no port in {self.uri}")
-            self._server = await asyncio.start_server(
-                self._on_client, parsed.hostname or "0.0.0.0", parsed.port,
-                limit=HEADER_LINE_LIMIT, reuse_address=True,
-            )
-        elif parsed.scheme == "unix":
-            path = parsed.netloc + parsed.path
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            self._server = await asyncio.start_unix_server(
-                self._on_client, path, limit=HEADER_LINE_LIMIT
-            )
-        else:
-            raise ValueError(f"unsupported URI (use tcp:// or unix://): {self.uri}")
+        self.bind()
+        assert self._listener is not None
+        await self._listener.open(self._on_client, HEADER_LINE_LIMIT)
         _LOGGER.info("listening on %s", self.uri)
 
     async def stop(self) -> None:
@@ -157,8 +149,9 @@ class WyomingServer:
         write) has its transport aborted and is cancelled again, so SIGTERM never
         waits on a client.
         """
-        if self._server is not None:
-            self._server.close()
+        listener = self._listener
+        if listener is not None:
+            listener.stop_accepting()
         clients = dict(self._clients)
         for task in clients:
             task.cancel()
@@ -170,10 +163,11 @@ class WyomingServer:
                     clients[task].transport.abort()
                     task.cancel()
                 await asyncio.wait(pending, timeout=SHUTDOWN_SECONDS - SHUTDOWN_GRACE)
-        if self._server is not None:
+        if listener is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(SHUTDOWN_SECONDS - SHUTDOWN_GRACE):
-                    await self._server.wait_closed()
+                    await listener.wait_closed()
+            listener.close()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

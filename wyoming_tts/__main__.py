@@ -10,7 +10,7 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeake
 
 from voice_common import __version__
 from voice_common.app import main_entry, run_service, setup_logging
-from voice_common.config import Option, common_options, resolve
+from voice_common.config import ConfigError, Option, common_options, resolve
 from voice_common.server import SessionSlots
 
 from .backends import BACKENDS, VoiceSpec, create_backend
@@ -71,6 +71,19 @@ OPTIONS = [
 ]
 
 
+def check_config(config) -> None:
+    """Paths that do not exist, found before any model loads (each a one-line error, exit 2)."""
+    files = [("kokoro_model", config.kokoro_model), ("kokoro_voices", config.kokoro_voices)]
+    if config.model and (config.model.endswith(".onnx") or "/" in config.model or config.model.startswith("~")):
+        files.append(("model", config.model))  # a Piper voice file, not a voice name
+    for name, value in files:
+        if value and not Path(value).expanduser().is_file():
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: no such file")
+    for name, value in (("voices_dir", config.voices_dir), ("kokoro_torch_dir", config.kokoro_torch_dir)):
+        if value and not Path(value).expanduser().is_dir():
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: no such directory")
+
+
 def build_info(voices: list[VoiceSpec]) -> Info:
     return Info(tts=[TtsProgram(
         name="wyoming-voice-services-tts",
@@ -129,7 +142,8 @@ async def serve(config) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = resolve("wyoming-tts", "Wyoming text-to-speech server (Piper, Kokoro)", "TTS", OPTIONS, argv)
+    config = resolve("wyoming-tts", "Wyoming text-to-speech server (Piper, Kokoro)", "TTS", OPTIONS, argv,
+                     check=check_config)
     setup_logging(config.log_level)
     main_entry(lambda: serve(config))
 
