@@ -29,6 +29,13 @@ def _positive_int(value) -> int:
     return number
 
 
+def _non_negative(value) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
+    return number
+
+
 def _speed(value) -> float:
     number = float(value)
     if not MIN_SPEED <= number <= MAX_SPEED:
@@ -58,7 +65,8 @@ OPTIONS = [
     Option("length_scale", None, "Piper phoneme length (default: the voice's; >1 is slower)", type=float),
     Option("noise_scale", None, "Piper generator noise (default: the voice's)", type=float),
     Option("noise_w", None, "Piper phoneme width noise (default: the voice's)", type=float),
-    Option("sentence_silence", 0.0, "Seconds of silence Piper adds after each sentence", type=float),
+    Option("sentence_silence", 0.0, "Seconds of silence between sentences, once per boundary and none after "
+           "the last (as wyoming-piper's --sentence-silence; any backend)", type=_non_negative),
     Option("kokoro_model", None, "Kokoro ONNX model (default: the bundled Kokoro-82M int8), e.g. kokoro-v1.0.onnx"),
     Option("kokoro_voices", None, "Kokoro voices file (default: the bundled Japanese voices), e.g. voices-v1.0.bin"),
     Option("kokoro_torch_dir", None, "With --device cuda: directory with Kokoro's config.json and .pth "
@@ -130,6 +138,7 @@ async def serve(config) -> int:
             engine=engine, metrics=metrics, slots=SessionSlots(config.max_sessions),
             info=build_info(engine.voices()).event(), samples_per_chunk=config.samples_per_chunk,
             max_text_chars=config.max_text_chars, default_speed=config.speed,
+            sentence_silence=config.sentence_silence,
         )
 
     try:
