@@ -45,6 +45,10 @@ async def read_event(
 
     Raises ProtocolError for garbage, oversize frames, and stalls.
     """
+    # Every read yields once, as wait_for's inner task made it do: a read served from the
+    # buffer does not, and a peer that floods events would hold the loop (other clients,
+    # SIGTERM) until it paused.
+    await asyncio.sleep(0)
     try:
         async with asyncio.timeout(idle_timeout):
             line = await reader.readuntil(b"\n")

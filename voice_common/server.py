@@ -195,9 +195,6 @@ class WyomingServer:
                 )
                 if event is None or not await conn.handle_event(event):
                     break
-                # A read served from the buffer does not yield: without this, a client that
-                # floods events would hold the loop (other clients, SIGTERM) until it pauses.
-                await asyncio.sleep(0)
         except ProtocolError as err:
             _LOGGER.info("closing connection: %s (%s)", err.text, err.code)
             await _close_with_error(conn, err.text, err.code)
