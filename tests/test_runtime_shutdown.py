@@ -1,4 +1,5 @@
-"""SIGTERM ends every connection with `shutting_down`, even one whose client never pauses.
+"""SIGTERM ends every connection with `shutting_down` within a second, even one whose client
+never pauses, and one whose client stopped reading.
 
 A client that streams without a break keeps a read completing at every turn of the
 event loop; Python 3.11's `asyncio.wait_for` then drops the cancellation that
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
-from wyoming.event import Event
-from wyoming.tts import SynthesizeChunk, SynthesizeStart
+from wyoming.event import Event, write_event
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart
 
 from helpers import ServerProcess, silence
 
@@ -124,5 +126,47 @@ def test_sigterm_while_a_client_streams_text_to_tts():
             lambda: SynthesizeChunk(text=f"Word {next(words)} of a text that never ends. ").event(),
         ))
         _check(result, server, "tts")
+    finally:
+        server.terminate()
+
+
+def _send_queue(server_port: int, client_port: int) -> int | None:
+    """Bytes the server's socket to this client has not got out (Linux /proc/net/tcp)."""
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            return int(fields[4].split(":")[0], 16)
+    return None
+
+
+def test_sigterm_with_a_client_that_stopped_reading():
+    """The shutting_down error cannot be written to a client that reads nothing: the server
+    aborts that connection after a short grace instead of waiting for the 30 s write timeout."""
+    server = ServerProcess("wyoming_tts", "--cache-mb", "0").wait_ready()
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            text = " ".join(f"Sentence number {i} is here to make the audio long." for i in range(150))
+            with sock.makefile("wb") as out:
+                write_event(Synthesize(text=text).event(), out)
+            # Until the server's audio stops moving: its socket is full and its writes wait.
+            client_port = sock.getsockname()[1]
+            deadline, last = time.monotonic() + 120, None
+            while time.monotonic() < deadline:
+                time.sleep(1.0)
+                queued = _send_queue(server.port, client_port)
+                if queued and queued == last:
+                    break
+                last = queued
+            sent_at = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            code = _wait_exit(server, EXIT_BOUND_S)
+            print(f"tts, client not reading: SIGTERM -> exit {time.monotonic() - sent_at:.2f} s")
+        log = server.log()
+        assert code == 0, f"server still running {EXIT_BOUND_S} s after SIGTERM\n{log}"
+        assert "aborting 1 connection" in log, log
+        assert "Traceback" not in log, log
     finally:
         server.terminate()
