@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlparse
 
-from voice_common.config import ConfigError, Option, existing_path, parse_bool, resolve
+from voice_common.config import (
+    DEBUG_OPTION, ConfigError, Option, existing_path, http_address, parse_bool, resolve, usage_error,
+)
 
 PREFIX = "BROKER"
 MODES = ("disabled", "transcribe_only", "tts_only", "conversation")
@@ -97,8 +99,10 @@ OPTIONS: list[Option] = [
     Option("max_text_chars", 4000, "Longest text of one TTS request", type=int),
     Option("max_sites", 256, "Most sites with stored settings", type=int),
     Option("audio_chunk_bytes", 4096, "Largest audio chunk the bridge publishes", type=int),
-    Option("http", None, "Serve /healthz and /metrics on HOST:PORT (off when unset)", metavar="HOST:PORT"),
+    Option("http", None, "Serve /healthz and /metrics on HOST:PORT (off when unset)", metavar="HOST:PORT",
+           type=http_address),
     Option("log_level", "INFO", "Logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    DEBUG_OPTION,
 ]
 
 
@@ -152,10 +156,10 @@ def parse_config(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if config.discover is None:
         config.discover = not (config.stt or config.tts)
     if bool(config.mqtt_cert) != bool(config.mqtt_key):
-        raise SystemExit("wyoming-voice-broker: --mqtt-cert and --mqtt-key go together")
+        usage_error("--mqtt-cert and --mqtt-key go together")
     if config.embedded_mqtt:
         if config.mqtt_host not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit("wyoming-voice-broker: --embedded-mqtt listens on loopback only")
+            usage_error("--embedded-mqtt listens on loopback only (use --mqtt-host 127.0.0.1)")
         config.mqtt_protocol = "3.1.1"  # amqtt speaks MQTT 3.1.1
     for name in ("backend_timeout", "stt_timeout_factor", "stt_timeout_max"):
         if getattr(config, name) < 0:
@@ -163,5 +167,5 @@ def parse_config(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("max_sessions", "max_control_bytes", "max_chunk_bytes", "max_text_chars",
                  "max_sites", "audio_chunk_bytes"):
         if getattr(config, name) < 1:
-            raise SystemExit(f"wyoming-voice-broker: --{name.replace('_', '-')} must be at least 1")
+            usage_error(f"--{name.replace('_', '-')} must be at least 1")
     return config

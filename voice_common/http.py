@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from .config import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -25,7 +28,12 @@ class HealthServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_client, self.host, self.port, limit=8192)
+        """Listen; a ConfigError naming --http if the address cannot be had (a port in use)."""
+        try:
+            self._server = await asyncio.start_server(self._on_client, self.host, self.port, limit=8192)
+        except OSError as err:
+            reason = "address already in use" if err.errno == errno.EADDRINUSE else (err.strerror or str(err))
+            raise ConfigError(f"--http {self.host}:{self.port}: {reason} (choose another address)") from err
         self.port = self._server.sockets[0].getsockname()[1]
         _LOGGER.info("health and metrics on http://%s:%s", self.host, self.port)
 

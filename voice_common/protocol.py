@@ -4,6 +4,12 @@
 header announces and waits forever for it. Servers facing a LAN need limits, so
 this reader refuses oversize frames before reading them, and times out frames
 that stall.
+
+Timeouts use `asyncio.timeout()`, never `asyncio.wait_for`: in Python 3.11,
+`wait_for` returns the result instead of raising when a cancellation arrives
+just as the inner read completes. A client that streams without pause keeps a
+read completing at every turn of the loop, so SIGTERM's cancellation was lost
+and the connection lived on until the client left.
 """
 
 from __future__ import annotations
@@ -39,8 +45,13 @@ async def read_event(
 
     Raises ProtocolError for garbage, oversize frames, and stalls.
     """
+    # Every read yields once, as wait_for's inner task made it do: a read served from the
+    # buffer does not, and a peer that floods events would hold the loop (other clients,
+    # SIGTERM) until it paused.
+    await asyncio.sleep(0)
     try:
-        line = await asyncio.wait_for(reader.readuntil(b"\n"), idle_timeout)
+        async with asyncio.timeout(idle_timeout):
+            line = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as err:
         if not err.partial.strip():
             return None
@@ -69,13 +80,13 @@ async def read_event(
             "too_large",
         )
 
+    payload = None
     try:
-        if data_length:
-            extra = await asyncio.wait_for(reader.readexactly(data_length), read_timeout)
-            data.update(_parse_json_object(extra, "event data"))
-        payload = None
-        if payload_length:
-            payload = await asyncio.wait_for(reader.readexactly(payload_length), read_timeout)
+        async with asyncio.timeout(read_timeout):
+            if data_length:
+                data.update(_parse_json_object(await reader.readexactly(data_length), "event data"))
+            if payload_length:
+                payload = await reader.readexactly(payload_length)
     except TimeoutError as err:
         raise ProtocolError(
             f"event body did not arrive within {read_timeout:g} s", "timeout"
@@ -112,6 +123,7 @@ async def write_event(event: Event, writer: asyncio.StreamWriter, timeout: float
     if writer.is_closing():
         raise ClientGone("connection closed")
     try:
-        await asyncio.wait_for(async_write_event(event, writer), timeout)
+        async with asyncio.timeout(timeout):
+            await async_write_event(event, writer)
     except (ConnectionError, OSError, TimeoutError) as err:
         raise ClientGone(str(err) or type(err).__name__) from err

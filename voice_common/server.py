@@ -1,4 +1,4 @@
-"""Running a Wyoming server: listen on --uri, one handler per connection.
+"""Running a Wyoming server: serve --uri (tcp, unix or stdio), one handler per connection.
 
 The runtime owns what every service needs around its protocol handler: bounded
 event reading, an `error` event (then close) for every failure, a cap on open
@@ -11,20 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from dataclasses import dataclass
 from typing import Awaitable, Callable
-from urllib.parse import urlparse
 
 from wyoming.error import Error
 from wyoming.event import Event
 
+from .listen import Listener
 from .protocol import ClientGone, ProtocolError, read_event, write_event
 
 _LOGGER = logging.getLogger(__name__)
 
 HEADER_LINE_LIMIT = 1024 * 1024
+#: On SIGTERM every connection ends within SHUTDOWN_SECONDS: it sends `shutting_down`, drains
+#: what the client still sends for SHUTDOWN_LINGER (so the error is not lost to a reset), and a
+#: connection still open after SHUTDOWN_GRACE is aborted.
+SHUTDOWN_SECONDS = 0.9
+SHUTDOWN_GRACE = 0.6
+SHUTDOWN_LINGER = 0.3
 
 
 @dataclass(frozen=True)
@@ -112,57 +117,68 @@ class WyomingServer:
         self.uri = uri
         self._factory = factory
         self._limits = limits
-        self._server: asyncio.AbstractServer | None = None
-        self._clients: set[asyncio.Task] = set()
+        self._listener: Listener | None = None
+        #: Each connection's task and its writer (stop() aborts the transport of a straggler).
+        self._clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
 
     @property
     def port(self) -> int | None:
-        if self._server is None or not self._server.sockets:
-            return None
-        name = self._server.sockets[0].getsockname()
-        return name[1] if isinstance(name, tuple) else None
+        return self._listener.port if self._listener is not None else None
+
+    @property
+    def finished(self) -> asyncio.Task | None:
+        """With stdio://, the one connection (the process ends when it does); else None."""
+        return self._listener.finished if self._listener is not None else None
+
+    def bind(self) -> None:
+        """Claim the address (before models load); ConfigError if it cannot be had."""
+        if self._listener is None:
+            self._listener = Listener.claim(self.uri)
 
     async def start(self) -> None:
-        parsed = urlparse(self.uri)
-        if parsed.scheme == "tcp":
-            if parsed.port is None:
-                raise ValueError(f"no port in {self.uri}")
-            self._server = await asyncio.start_server(
-                self._on_client, parsed.hostname or "0.0.0.0", parsed.port,
-                limit=HEADER_LINE_LIMIT, reuse_address=True,
-            )
-        elif parsed.scheme == "unix":
-            path = parsed.netloc + parsed.path
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            self._server = await asyncio.start_unix_server(
-                self._on_client, path, limit=HEADER_LINE_LIMIT
-            )
-        else:
-            raise ValueError(f"unsupported URI (use tcp:// or unix://): {self.uri}")
+        self.bind()
+        assert self._listener is not None
+        await self._listener.open(self._on_client, HEADER_LINE_LIMIT)
         _LOGGER.info("listening on %s", self.uri)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._clients):
+        """End every connection within about SHUTDOWN_SECONDS, each with `shutting_down`.
+
+        Client tasks are cancelled (each sends the error and closes); one that has not
+        ended after SHUTDOWN_GRACE (a peer that stops reading, a handler stuck in a
+        write) has its transport aborted and is cancelled again, so SIGTERM never
+        waits on a client.
+        """
+        listener = self._listener
+        if listener is not None:
+            listener.stop_accepting()
+        clients = dict(self._clients)
+        for task in clients:
             task.cancel()
-        if self._clients:
-            await asyncio.gather(*self._clients, return_exceptions=True)
-        if self._server is not None:
+        if clients:
+            _done, pending = await asyncio.wait(clients, timeout=SHUTDOWN_GRACE)
+            if pending:
+                _LOGGER.warning("aborting %d connection(s) that did not close on shutdown", len(pending))
+                for task in pending:
+                    clients[task].transport.abort()
+                    task.cancel()
+                await asyncio.wait(pending, timeout=SHUTDOWN_SECONDS - SHUTDOWN_GRACE)
+        if listener is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                async with asyncio.timeout(SHUTDOWN_SECONDS - SHUTDOWN_GRACE):
+                    await listener.wait_closed()
+            listener.close()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._clients.add(task)
+        self._clients[task] = writer
         try:
             await self._serve(reader, writer)
         except asyncio.CancelledError:
             pass  # stop() cancelled it; Python 3.11's stream callback would log it as an error
         finally:
-            self._clients.discard(task)
+            self._clients.pop(task, None)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = self._factory(writer, self._limits)
@@ -181,16 +197,17 @@ class WyomingServer:
                     break
         except ProtocolError as err:
             _LOGGER.info("closing connection: %s (%s)", err.text, err.code)
-            await conn.send_error(err.text, err.code)
+            await _close_with_error(conn, err.text, err.code)
             await _linger(reader, writer)
         except ClientGone:
             _LOGGER.debug("client went away")
         except asyncio.CancelledError:
-            await conn.send_error("server is shutting down", "shutting_down")
+            await _close_with_error(conn, "server is shutting down", "shutting_down")
+            await _linger(reader, writer, SHUTDOWN_LINGER)  # a streaming client still gets the error
             raise
         except Exception as err:  # a bug or backend fault: tell the client, keep serving others
             _LOGGER.exception("unexpected error while handling a client")
-            await conn.send_error(f"internal error: {type(err).__name__}", "internal_error")
+            await _close_with_error(conn, f"internal error: {type(err).__name__}", "internal_error")
             await _linger(reader, writer)
         finally:
             conn.closed = True
@@ -199,7 +216,15 @@ class WyomingServer:
                 await conn.on_close()
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
+                async with asyncio.timeout(1):
+                    await writer.wait_closed()
+
+
+async def _close_with_error(conn: Connection, text: str, code: str) -> None:
+    """Stop the connection's background work first, so nothing follows the error event."""
+    conn.closed = True
+    await conn.cancel_tasks()
+    await conn.send_error(text, code)
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float = 2.0) -> None:
@@ -219,7 +244,8 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, se
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            data = await asyncio.wait_for(reader.read(65536), remaining)
+            async with asyncio.timeout(remaining):
+                data = await reader.read(65536)
             if not data:
                 break
             discarded += len(data)

@@ -10,11 +10,12 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from voice_common import __version__
 from voice_common.app import main_entry, run_service, setup_logging
-from voice_common.config import Option, common_options, parse_bool, resolve
+from voice_common.config import ConfigError, Option, common_options, parse_bool, resolve
+from voice_common.models import ModelError
 
 from .backends import BACKENDS, SttBackend, create_backend
 from .engine import Engine
-from .handler import SttMetrics, SttService
+from .handler import SttMetrics, SttService, normalize_language
 
 _LOGGER = logging.getLogger("wyoming_stt")
 
@@ -44,6 +45,41 @@ OPTIONS = [
     Option("download_dir", None, "Where hub models are downloaded/cached (default: the Hugging Face cache)"),
     Option("local_files_only", False, "Never download a hub model; use only the local cache", type=parse_bool),
 ]
+
+
+def looks_like_a_path(model: str) -> bool:
+    """A directory, not a name: `/x`, `./x`, `~/x`, `a/b/c` (a hub name has one '/': `Systran/x`)."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or model.endswith("/")
+
+
+def check_config(config) -> None:
+    """Mistakes found before any model loads (each a one-line error, exit 2)."""
+    model = config.model
+    if looks_like_a_path(model) or os.path.isdir(os.path.expanduser(model)):
+        path = os.path.expanduser(model)
+        if not os.path.exists(path):
+            raise ConfigError(f"--model {model}: directory {path} does not exist (give a CTranslate2 model "
+                              "directory, or a model name such as tiny.en)")
+        if not os.path.isdir(path):
+            raise ConfigError(f"--model {model}: not a directory (a CTranslate2 model is a directory "
+                              "with model.bin)")
+        if not os.path.isfile(os.path.join(path, "model.bin")):
+            raise ConfigError(f"--model {model}: no model.bin in {path} (not a CTranslate2 model directory)")
+        return
+    language = normalize_language(config.language)
+    if language and language != "en" and model.lower().endswith(".en"):
+        raise ConfigError(
+            f"--language {config.language}: model {model} is English-only and cannot do {language!r} "
+            "(use a multilingual model such as --model base, or leave --language unset)"
+        )
+
+
+def check_language(config, languages: list[str]) -> None:
+    """After loading: --language must be one the model has (e.g. a local English-only model)."""
+    language = normalize_language(config.language)
+    if language and language not in languages:
+        raise ModelError(f"--language {config.language}: model {config.model} cannot do {language!r} "
+                         f"(it has: {', '.join(languages[:12])}{'...' if len(languages) > 12 else ''})")
 
 
 def build_info(backend: SttBackend) -> Info:
@@ -81,6 +117,7 @@ async def serve(config) -> int:
 
     def load() -> None:
         backend.load()
+        check_language(config, backend.languages)
         holder["service"] = SttService(config, engine, metrics, build_info(backend))
 
     try:
@@ -96,7 +133,7 @@ async def serve(config) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = resolve("wyoming-stt", "Wyoming speech-to-text server", "STT", OPTIONS, argv)
+    config = resolve("wyoming-stt", "Wyoming speech-to-text server", "STT", OPTIONS, argv, check=check_config)
     setup_logging(config.log_level)
     if config.cpu_threads == 0:
         config.cpu_threads = max(1, (os.cpu_count() or 2) // max(1, config.workers))

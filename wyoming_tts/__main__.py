@@ -10,7 +10,7 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeake
 
 from voice_common import __version__
 from voice_common.app import main_entry, run_service, setup_logging
-from voice_common.config import Option, common_options, resolve
+from voice_common.config import ConfigError, Option, common_options, resolve
 from voice_common.server import SessionSlots
 
 from .backends import BACKENDS, VoiceSpec, create_backend
@@ -26,6 +26,13 @@ def _positive_int(value) -> int:
     number = int(value)
     if number < 1:
         raise ValueError(f"must be at least 1, got {number}")
+    return number
+
+
+def _non_negative(value) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
     return number
 
 
@@ -58,7 +65,8 @@ OPTIONS = [
     Option("length_scale", None, "Piper phoneme length (default: the voice's; >1 is slower)", type=float),
     Option("noise_scale", None, "Piper generator noise (default: the voice's)", type=float),
     Option("noise_w", None, "Piper phoneme width noise (default: the voice's)", type=float),
-    Option("sentence_silence", 0.0, "Seconds of silence Piper adds after each sentence", type=float),
+    Option("sentence_silence", 0.0, "Seconds of silence between sentences, once per boundary and none after "
+           "the last (as wyoming-piper's --sentence-silence; any backend)", type=_non_negative),
     Option("kokoro_model", None, "Kokoro ONNX model (default: the bundled Kokoro-82M int8), e.g. kokoro-v1.0.onnx"),
     Option("kokoro_voices", None, "Kokoro voices file (default: the bundled Japanese voices), e.g. voices-v1.0.bin"),
     Option("kokoro_torch_dir", None, "With --device cuda: directory with Kokoro's config.json and .pth "
@@ -69,6 +77,19 @@ OPTIONS = [
     Option("cache_mb", 32.0, "Audio cache size in MiB (0 = off)", type=float),
     Option("workers", 2, "Pieces synthesized at once across all clients (worker threads)", type=_positive_int),
 ]
+
+
+def check_config(config) -> None:
+    """Paths that do not exist, found before any model loads (each a one-line error, exit 2)."""
+    files = [("kokoro_model", config.kokoro_model), ("kokoro_voices", config.kokoro_voices)]
+    if config.model and (config.model.endswith(".onnx") or "/" in config.model or config.model.startswith("~")):
+        files.append(("model", config.model))  # a Piper voice file, not a voice name
+    for name, value in files:
+        if value and not Path(value).expanduser().is_file():
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: no such file")
+    for name, value in (("voices_dir", config.voices_dir), ("kokoro_torch_dir", config.kokoro_torch_dir)):
+        if value and not Path(value).expanduser().is_dir():
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: no such directory")
 
 
 def build_info(voices: list[VoiceSpec]) -> Info:
@@ -117,6 +138,7 @@ async def serve(config) -> int:
             engine=engine, metrics=metrics, slots=SessionSlots(config.max_sessions),
             info=build_info(engine.voices()).event(), samples_per_chunk=config.samples_per_chunk,
             max_text_chars=config.max_text_chars, default_speed=config.speed,
+            sentence_silence=config.sentence_silence,
         )
 
     try:
@@ -129,7 +151,8 @@ async def serve(config) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = resolve("wyoming-tts", "Wyoming text-to-speech server (Piper, Kokoro)", "TTS", OPTIONS, argv)
+    config = resolve("wyoming-tts", "Wyoming text-to-speech server (Piper, Kokoro)", "TTS", OPTIONS, argv,
+                     check=check_config)
     setup_logging(config.log_level)
     main_entry(lambda: serve(config))
 

@@ -44,6 +44,8 @@ class TtsService:
     samples_per_chunk: int
     max_text_chars: int
     default_speed: float = 1.0
+    #: Seconds of silence between sentences (--sentence-silence).
+    sentence_silence: float = 0.0
 
 
 @dataclass
@@ -101,9 +103,7 @@ class TtsConnection(Connection):
         plan = self._plan(data)
         self._acquire()
         try:
-            pipeline = AudioPipeline(
-                self._service.engine, plan, self.write, self._service.samples_per_chunk, self._alive
-            )
+            pipeline = self._pipeline(plan)
 
             async def feed() -> None:
                 for sentence in split_sentences(text):
@@ -134,9 +134,7 @@ class TtsConnection(Connection):
             raise ProtocolError("synthesize-start while a stream is open", "bad_request")
         plan = self._plan(data)
         self._acquire()
-        pipeline = AudioPipeline(
-                self._service.engine, plan, self.write, self._service.samples_per_chunk, self._alive
-            )
+        pipeline = self._pipeline(plan)
         task = self.spawn(self._run_stream(pipeline), name="tts-stream")
         self._stream = _Stream(pipeline, task, SentenceBuffer(early_head=plan.short_first_piece), plan)
 
@@ -200,6 +198,11 @@ class TtsConnection(Connection):
         return False
 
     # -- shared ------------------------------------------------------------
+    def _pipeline(self, plan: Plan) -> AudioPipeline:
+        service = self._service
+        return AudioPipeline(service.engine, plan, self.write, service.samples_per_chunk, self._alive,
+                             sentence_silence=service.sentence_silence)
+
     def _alive(self) -> bool:
         """False as soon as the transport saw the connection drop, even while no event is being read."""
         return not self._writer.is_closing()

@@ -6,6 +6,12 @@ of audio ahead), so memory stays flat however long the text. The first piece
 is cut after a few words (`split_head`, where the backend gains from it). One
 `audio-start` opens the audio with the format of the first piece; the engine
 keeps later pieces in that format.
+
+`sentence_silence` seconds of silence go between sentences, once per boundary and
+none after the last, as wyoming-piper's --sentence-silence does. The silence is
+put before the first piece of each sentence after the first, so it needs no
+look-ahead in a stream and a sentence cut into pieces (its head, its clauses)
+still gets exactly one.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from wyoming.event import Event
 from voice_common.protocol import ClientGone
 
 from .engine import Engine, Plan
-from .text import bounded_pieces, is_speakable, split_head
+from .text import bounded_pieces, ends_sentence, is_speakable, split_head
 
 #: Pieces of text waiting for synthesis (the reader blocks beyond this: backpressure).
 TEXT_QUEUE = 8
@@ -35,6 +41,7 @@ class AudioPipeline:
         write: Callable[[Event], Awaitable[None]],
         samples_per_chunk: int,
         alive: Callable[[], bool] = lambda: True,
+        sentence_silence: float = 0.0,
     ) -> None:
         self._engine = engine
         self._plan = plan
@@ -42,22 +49,33 @@ class AudioPipeline:
         #: False once the client is gone: no further piece is started for it.
         self._alive = alive
         self._chunk_bytes = max(1, samples_per_chunk) * 2
-        self._text: asyncio.Queue[str | None] = asyncio.Queue(TEXT_QUEUE)
-        self._audio: asyncio.Queue[tuple[str, bytes] | BaseException | None] = asyncio.Queue(1)
+        self._sentence_silence = max(0.0, sentence_silence)
+        #: True once the text so far ends a sentence: the next piece starts a new one.
+        self._after_sentence_end = False
+        #: (piece, starts a sentence after another) / (backend, pcm, the same flag)
+        self._text: asyncio.Queue[tuple[str, bool] | None] = asyncio.Queue(TEXT_QUEUE)
+        self._audio: asyncio.Queue[tuple[str, bytes, bool] | BaseException | None] = asyncio.Queue(1)
         self.audio_started = False
         self.first_text_at: float | None = None
 
     async def put_sentence(self, sentence: str) -> None:
-        """Queue a complete sentence (cut into bounded pieces); waits while the queue is full."""
+        """Queue a sentence (cut into bounded pieces); waits while the queue is full.
+
+        What a stream releases early (a head, a clause of an over-long sentence) comes
+        here too: only text after a real sentence end is preceded by the silence.
+        """
+        new_sentence = self._after_sentence_end
+        self._after_sentence_end = ends_sentence(sentence)
         for piece in bounded_pieces(sentence):
             if not is_speakable(piece):
                 continue
             if self.first_text_at is None:
                 self.first_text_at = time.perf_counter()
                 for part in split_head(piece) if self._plan.short_first_piece else [piece]:
-                    await self._text.put(part)
+                    await self._text.put((part, False))
             else:
-                await self._text.put(piece)
+                await self._text.put((piece, new_sentence))
+            new_sentence = False
 
     async def end(self) -> None:
         """No more text: the pipeline finishes once everything queued is sent."""
@@ -79,12 +97,14 @@ class AudioPipeline:
     async def _produce(self) -> None:
         number = 0
         try:
-            while (piece := await self._text.get()) is not None:
+            while (item := await self._text.get()) is not None:
                 if not self._alive():
                     raise ClientGone("client left; synthesis stopped")
+                piece, new_sentence = item
                 job = self._engine.executor.submit(number, self._engine.synthesize_piece, self._plan, piece)
                 number += 1
-                await self._audio.put(await asyncio.wrap_future(job))
+                backend, pcm = await asyncio.wrap_future(job)
+                await self._audio.put((backend, pcm, new_sentence))
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - handed to the sender, which raises it
@@ -92,19 +112,16 @@ class AudioPipeline:
             return
         await self._audio.put(None)
 
-    async def _send(self, backend: str, pcm: bytes) -> None:
+    async def _send(self, backend: str, pcm: bytes, new_sentence: bool) -> None:
         rate = self._plan.native_rate
+        if new_sentence and self.audio_started and self._sentence_silence:
+            pcm = bytes(int(self._sentence_silence * rate) * 2) + pcm  # whole 16-bit samples
         if not self.audio_started:
             self.audio_started = True
             await self._write(AudioStart(rate=rate, width=2, channels=1).event())
             if self.first_text_at is not None:
                 latency = time.perf_counter() - self.first_text_at
                 self._engine.metrics.latency.labels(backend).observe(latency)
-        task = asyncio.current_task()
         for start in range(0, len(pcm), self._chunk_bytes):
             chunk = pcm[start:start + self._chunk_bytes]
             await self._write(AudioChunk(rate=rate, width=2, channels=1, audio=chunk).event())
-            if task is not None and task.cancelling():
-                # Python 3.11's wait_for (inside write_event) swallows a cancel that races with a
-                # completed write; without this a cancelled stream would keep talking.
-                raise asyncio.CancelledError

@@ -188,6 +188,13 @@ def _early_head(text: str) -> tuple[list[str], str]:
     return [" ".join(words[:cut])], text[spans[cut - 1][1]:]
 
 
+def ends_sentence(text: str) -> bool:
+    """True if `text` ends at a sentence end (terminal punctuation, not an abbreviation),
+    false for a head, clause or word group cut from a longer sentence."""
+    stripped = text.rstrip().rstrip(_CLOSERS)
+    return stripped.endswith(tuple(_TERMINALS + _CJK_TERMINALS)) and not _is_abbreviation(stripped, len(stripped))
+
+
 def text_pieces(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
     """Complete text -> speakable bounded pieces, in order."""
     return [p for s in split_sentences(text) for p in bounded_pieces(s, limit) if is_speakable(p)]

