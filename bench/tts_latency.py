@@ -4,6 +4,8 @@
 
 Starts `python -m wyoming_tts` per backend on a free loopback port (audio cache off, so
 every request is synthesized), talks to it over real TCP and prints a markdown table.
+Every request gets a fresh sentence (`bench.sentences`: none twice, no two with the same
+first words), each backend the same ones in the same order.
 TTFA = from writing `synthesize` to the first `audio-chunk`; RTF = time from the request
 to `audio-stop` divided by the seconds of audio.
 """
@@ -26,12 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: make the bench package importable
 
 from bench.common import free_port, pct  # noqa: E402
-from bench.tts import PARAGRAPH, SENTENCES  # noqa: E402
+from bench.sentences import Fresh  # noqa: E402
 
-SENTENCE = SENTENCES[0]  # 10 words
-#: Language-model output: the first sentence is complete with the third piece.
-PIECES = ["The living room lig", "hts are now off and the ", "doors are locked. Tomor",
-          "row will be cloudy with light ", "rain in the afternoon."]
 VOICES = {"piper": "en_US-joe-medium", "kokoro": "jf_alpha"}
 
 
@@ -86,8 +84,9 @@ async def synthesize(port: int, text: str, voice: str) -> tuple[float, float, fl
                 return first or float("nan"), time.perf_counter() - start, samples / rate
 
 
-async def streamed(port: int, voice: str, pause: float = 0.5) -> float:
-    """Seconds from sending the piece that completes sentence one to the first audio chunk."""
+async def streamed(port: int, voice: str, pieces: list[str], completes: int, pause: float = 0.5) -> float:
+    """Seconds from sending the piece that completes sentence one (language-model output,
+    `pieces[completes]`) to the first audio chunk."""
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name=voice)).event())
         first: list[float] = []
@@ -99,9 +98,9 @@ async def streamed(port: int, voice: str, pause: float = 0.5) -> float:
 
         reader = asyncio.ensure_future(read())
         completed_at = 0.0
-        for i, piece in enumerate(PIECES):
+        for i, piece in enumerate(pieces):
             await client.write_event(SynthesizeChunk(text=piece).event())
-            if i == 2:
+            if i == completes:
                 completed_at = time.perf_counter()
             await asyncio.sleep(pause)
         await client.write_event(SynthesizeStop().event())
@@ -109,31 +108,32 @@ async def streamed(port: int, voice: str, pause: float = 0.5) -> float:
         return first[0] - completed_at
 
 
-async def together(port: int, voice: str, clients: int) -> list[float]:
-    results = await asyncio.gather(*(synthesize(port, SENTENCE, voice) for _ in range(clients)))
+async def together(port: int, voice: str, texts: list[str]) -> list[float]:
+    results = await asyncio.gather(*(synthesize(port, text, voice) for text in texts))
     return [r[0] for r in results]
 
 
 def bench_backend(backend: str, runs: int, quick: bool, extra: list[str]) -> dict[str, str]:
     voice = VOICES[backend]
     row: dict[str, str] = {}
+    fresh = Fresh()
     server = Server(backend, *extra)
     try:
         row["ready s"] = f"{server.ready_s:.2f}"
-        cold = asyncio.run(synthesize(server.port, SENTENCE, voice))[0]
+        cold = asyncio.run(synthesize(server.port, fresh.one(), voice))[0]
         row["1st req TTFA ms"] = f"{cold * 1000:.0f}"
-        for label, text in (("10 words", SENTENCE), ("60 words", PARAGRAPH)):
-            stats = [asyncio.run(synthesize(server.port, text, voice)) for _ in range(runs)]
+        for label, text in (("10 words", fresh.one), ("60 words", fresh.paragraph)):
+            stats = [asyncio.run(synthesize(server.port, text(), voice)) for _ in range(runs)]
             ttfa = [s[0] * 1000 for s in stats]
             rtf = [s[1] / s[2] for s in stats]
             row[f"TTFA {label} p50/p95 ms"] = f"{statistics.median(ttfa):.0f} / {pct(ttfa, 0.95):.0f}"
             row[f"RTF {label} p50"] = f"{statistics.median(rtf):.3f}"
         if not quick:
-            piece = [asyncio.run(streamed(server.port, voice)) * 1000 for _ in range(max(3, runs // 3))]
+            piece = [asyncio.run(streamed(server.port, voice, *fresh.stream(mid_piece=True))) * 1000 for _ in range(max(3, runs // 3))]
             row["stream: after completing piece p50 ms"] = f"{statistics.median(piece):.0f}"
             for clients in (2, 4):
                 ttfa = [t * 1000 for _ in range(max(3, runs // clients))
-                        for t in asyncio.run(together(server.port, voice, clients))]
+                        for t in asyncio.run(together(server.port, voice, fresh.take(clients)))]
                 row[f"{clients} clients TTFA p50/p95 ms"] = f"{statistics.median(ttfa):.0f} / {pct(ttfa, 0.95):.0f}"
             if backend == "piper":  # Kokoro needs minutes for 10 000 characters on 2 cores
                 long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 230)[:10000]
@@ -146,13 +146,13 @@ def bench_backend(backend: str, runs: int, quick: bool, extra: list[str]) -> dic
 
 
 def bench_clients(backend: str, runs: int, _quick: bool, extra: list[str]) -> dict[str, str]:
-    voice, row = VOICES[backend], {}
+    voice, row, fresh = VOICES[backend], {}, Fresh()
     server = Server(backend, *extra)
     try:
-        asyncio.run(synthesize(server.port, SENTENCE, voice))
+        asyncio.run(synthesize(server.port, fresh.one(), voice))
         for clients in (1, 2, 4):
             ttfa = [t * 1000 for _ in range(max(5, runs // clients))
-                    for t in asyncio.run(together(server.port, voice, clients))]
+                    for t in asyncio.run(together(server.port, voice, fresh.take(clients)))]
             row[f"{clients} clients TTFA p50/p95 ms"] = f"{statistics.median(ttfa):.0f} / {pct(ttfa, 0.95):.0f}"
     finally:
         server.stop()
