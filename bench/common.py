@@ -44,6 +44,11 @@ def summary(values: list[float]) -> dict:
             "p95": pct(values, 0.95), "max": pct(values, 1.0)}
 
 
+def distribution(values: list[float]) -> dict:
+    """summary() plus every value (what the charts draw)."""
+    return {**summary(values), "values_ms": [round(v, 2) for v in values]}
+
+
 async def describe(port: int, timeout: float = 2.0) -> Info:
     """Connect, send describe, return the info (raises on timeout/refusal)."""
     async def _go() -> Info:
@@ -176,6 +181,30 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+async def measure(servers: dict[str, list[str]], body, *, alone: bool, log_dir: Path,
+                  kill_above_mb: float = 4096.0) -> None:
+    """Run the coroutine `body(running)` (running: name -> ready Server) over `servers`.
+
+    Side by side (default): every server is up at once and `body` runs once with all of them,
+    interleaving its requests server by server, so that load from elsewhere on the machine
+    falls on all alike. Alone: one server at a time is started, given `body` on its own and
+    stopped before the next starts, so that no other server process exists while it is
+    measured. `body` is the same code in both modes (hence the same results and table).
+    """
+    groups = [[name] for name in servers] if alone else [list(servers)]
+    for group in groups:
+        running: dict[str, Server] = {}
+        try:
+            for name in group:
+                running[name] = Server(name, servers[name], log_dir=log_dir, kill_above_mb=kill_above_mb)
+            for server in running.values():
+                await server.wait_ready()
+            await body(running)
+        finally:
+            for server in running.values():
+                server.stop()
 
 
 # -- the machine ---------------------------------------------------------------------

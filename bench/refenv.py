@@ -16,7 +16,9 @@ from pathlib import Path
 
 from .common import REPO
 
-REF_VENV = REPO / "bench" / ".venv-ref"
+#: BENCH_REF_VENV: another checkout's reference venv may be reused (it is only read, unless
+#: its pins are missing).
+REF_VENV = Path(os.environ.get("BENCH_REF_VENV") or REPO / "bench" / ".venv-ref").absolute()
 REF_PYTHON = REF_VENV / "bin" / "python"
 PINS = ["wyoming-faster-whisper==3.8.1", "wyoming-piper==2.5.2", "psutil"]
 PIPER_VOICE = "en_US-joe-medium"
@@ -103,8 +105,10 @@ def our_stt_argv() -> list[str]:
             "--compute-type", "int8", "--language", "en", "--log-level", "WARNING"]  # our default beam 5
 
 
-def our_tts_argv() -> list[str]:
-    # --cache-mb 0: every request is synthesized (the bench repeats sentences).
-    # --max-sessions 16: the default of 4 answers 'busy' to clients 5-8 (the reference has no limit).
+def our_tts_argv(cache: bool = False) -> list[str]:
+    """Ours on the bundled Piper voice. The main rows run with `--cache-mb 0`: every request
+    is synthesized, whatever a cache would hold (the sentences are fresh anyway). `cache=True`
+    keeps the default --cache-mb: the server of the audio-cache rows.
+    --max-sessions 16: the default of 4 answers 'busy' to clients 5-8 (the reference has no limit)."""
     return [sys.executable, "-m", "wyoming_tts", "--uri", "tcp://127.0.0.1:{PORT}", "--backend", "piper",
-            "--cache-mb", "0", "--max-sessions", "16", "--log-level", "WARNING"]
+            *([] if cache else ["--cache-mb", "0"]), "--max-sessions", "16", "--log-level", "WARNING"]

@@ -4,6 +4,10 @@ ratio is always "how many times better we are": reference / ours for times, memo
 real-time factor, ours / reference for throughput. For the STT rows the reference column
 is wyoming-faster-whisper at its default beam 5 (the same setting as ours), with beam 1 in
 brackets; ratio and met? compare with beam 5 (with --no-beam5: beam 1).
+
+The header's first cell says how the servers ran (side by side or alone); both modes give
+the same rows. The TTS audio-cache rows compare ours with its cache on against the reference
+(no cache) on a repeated sentence: no ratio, no target, they say what the cache does.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ def cold_rows(kind: str, ref: dict | None, ours: dict | None, ref_cell=None) -> 
     r_ready, o_ready = _get(ref, "cold", "ready_s"), _get(ours, "cold", "ready_s")
     first_later = lambda d: f"{ms(_get(d, 'cold', 'first_ms'))} / {ms(_get(d, 'cold', 'later_ms'))}"  # noqa: E731
     o_first, o_later = _get(ours, "cold", "first_ms"), _get(ours, "cold", "later_ms")
-    what = "transcript (11 s burst)" if kind == "STT" else "first audio (10 words)"
+    what = "transcript (11 s burst)" if kind == "STT" else "first audio (fresh 10 words)"
     return [
         [f"{kind} cold start: process start → describe answered",
          ref_cell(sec, "cold", "ready_s") if ref_cell else sec(r_ready), sec(o_ready),
@@ -146,10 +150,10 @@ def tts_rows(tts: dict) -> list[list[str]]:
     ref, ours = tts.get("ref"), tts.get("ours")
     rows: list[list[str]] = []
     r, o = _get(ref, "ttfa", "p50"), _get(ours, "ttfa", "p50")
-    rows.append([f"TTS first audio, 10-word sentence, p50 (n={_get(ours, 'ttfa', 'n', default=0)})",
+    rows.append([f"TTS first audio, fresh 10-word sentences, p50 (n={_get(ours, 'ttfa', 'n', default=0)})",
                  ms(r), ms(o), ratio(r, o), "≤ 60 ms", met(o <= 60) if _ok(o) else NA])
     r95, o95 = _get(ref, "ttfa", "p95"), _get(ours, "ttfa", "p95")
-    rows.append(["TTS first audio, 10-word sentence, p95", ms(r95), ms(o95), ratio(r95, o95), NA, NA])
+    rows.append(["TTS first audio, fresh 10-word sentences, p95", ms(r95), ms(o95), ratio(r95, o95), NA, NA])
     for label in ("at piece end", "mid piece"):
         key = f"stream {label}"
         r, o = _get(ref, key, "p50"), _get(ours, key, "p50")
@@ -165,11 +169,11 @@ def tts_rows(tts: dict) -> list[list[str]]:
             target = f"p95 ≤ 2 × {single:.0f} = {2 * single:.0f} ms"
             o95 = _get(oc, "p95")
             good = met(o95 <= 2 * single and not _get(oc, "errors", default=0)) if _ok(o95) else NA
-        rows.append([f"TTS first audio, {clients} client{'s' if clients > 1 else ''} at once: p50 / p95",
+        rows.append([f"TTS first audio, {clients} client{'s' if clients > 1 else ''} at once (fresh sentences): p50 / p95",
                      cell(rc), cell(oc), ratio(_get(rc, "p95"), _get(oc, "p95")), target, good])
     r, o = _get(ref, "rtf", "p50"), _get(ours, "rtf", "p50")
     f3 = lambda v: f"{v:.3f}" if _ok(v) else NA  # noqa: E731
-    rows.append(["TTS real-time factor, 60-word paragraph (request → audio-stop / audio s), p50",
+    rows.append(["TTS real-time factor, fresh 60-word paragraphs (request → audio-stop / audio s), p50",
                  f3(r), f3(o), ratio(r, o), "≤ 0.04", met(o <= 0.04) if _ok(o) else NA])
     rm, om = _get(ref, "memory"), _get(ours, "memory")
     mem = lambda d: (f"peak {d['peak_mb']:.0f} MB: {d['outcome']}" if isinstance(d, dict) else NA)  # noqa: E731
@@ -184,11 +188,36 @@ def tts_rows(tts: dict) -> list[list[str]]:
     rows.append(["TTS peak RSS before the long text", mb(_get(ref, "peak_rss_mb")), mb(_get(ours, "peak_rss_mb")),
                  ratio(_get(ref, "peak_rss_mb"), _get(ours, "peak_rss_mb")), NA, NA])
     rows += cold_rows("TTS", ref, ours)
+    rows += cache_rows(ref, tts.get("ours_cache"))
     return rows
 
 
+def cache_rows(ref: dict | None, cached: dict | None) -> list[list[str]]:
+    """Ours with its audio cache on (default --cache-mb) vs the reference (no cache): each
+    sentence asked once (fresh), then the same sentence again and again."""
+    if not isinstance(_get(cached, "cache"), dict):
+        return []
+    first, again = _get(cached, "cache", "first"), _get(cached, "cache", "repeat")
+    r_first, r_again = _get(ref, "cache", "first"), _get(ref, "cache", "repeat")
+    both = lambda d: f"{ms(_get(d, 'p50'))} / {ms(_get(d, 'p95'))}"  # noqa: E731
+    return [
+        [f"TTS **audio cache on** (ours at the default --cache-mb; the reference has none): "
+         f"a sentence's first request, first audio p50 / p95 (n={_get(first, 'n', default=0)})",
+         both(r_first), both(first), NA, NA, NA],
+        [f"TTS **audio cache on**: the same sentence again ({_get(cached, 'cache', 'repeats', default=0)}× each), "
+         f"first audio p50 / p95 (n={_get(again, 'n', default=0)})",
+         both(r_again), both(again), NA, NA, NA],
+    ]
+
+
+def mode_line(results: dict) -> str:
+    if results.get("mode") == "alone":
+        return "alone: one server process at a time (started, measured, stopped, then the next)"
+    return "side by side: all servers of a kind up at once, requests interleaved server by server"
+
+
 def table(results: dict) -> str:
-    rows = [["metric", "reference", "ours", "ratio", "target", "met?"]]
+    rows = [[f"metric ({results.get('mode', 'side by side')})", "reference", "ours", "ratio", "target", "met?"]]
     if results.get("stt"):
         rows += stt_rows(results["stt"])
     if results.get("tts"):

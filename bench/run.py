@@ -1,12 +1,14 @@
-"""Our servers against wyoming-faster-whisper 3.8.1 and wyoming-piper 2.5.2, side by side.
+"""Our servers against wyoming-faster-whisper 3.8.1 and wyoming-piper 2.5.2.
 
-    bash bench/run.sh [--quick] [--skip-stt] [--skip-tts] [--no-beam5]
+    bash bench/run.sh [--quick] [--skip-stt] [--skip-tts] [--no-beam5] [--alone]
     .venv/bin/python -m bench.run ...            (the same, once bench/.venv-ref exists)
 
 Installs the reference servers into bench/.venv-ref (pinned, from PyPI), starts every
-server on the same bundled model files, plays the same audio and text, prints one
-markdown table and writes it with the machine description and the raw numbers to
-bench/results/ (bench-<UTC time>.md/.json, and latest.md/.json).
+server on the same bundled model files, plays the same audio and text (TTS: fresh
+sentences, none asked twice), side by side (all servers up, requests interleaved) or
+`--alone` (one server process at a time), prints one markdown table and writes it with the
+machine description and the raw numbers to bench/results/ (bench-<UTC time>.md/.json,
+latest.md/.json).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ async def bench_stt(args, scratch: Path, log_dir: Path) -> dict:
     log(f"   (load {os.getloadavg()[0]:.2f})")
     out = await stt.run_servers(dict(servers), cmds=cmds, jfk=jfk, quick=args.quick,
                                 throughput_for={"ref_b1" if args.no_beam5 else "ref_b5", "ours"} if args.quick else {n for n, _ in servers},
-                                log_dir=log_dir, log=log, hard=hard, only=only)
+                                log_dir=log_dir, log=log, hard=hard, only=only, alone=args.alone)
     out["clips"] = {cls: [{"name": c.name, "kind": c.kind, "seconds": round(c.seconds, 2), "text": c.text}
                           for c in clips] for cls, clips in {**cmds, "long": long, "quiet": quiet}.items()}
     return out
@@ -80,11 +82,13 @@ async def bench_stt(args, scratch: Path, log_dir: Path) -> dict:
 
 async def bench_tts(args, scratch: Path, log_dir: Path) -> dict:
     servers = {"ref": refenv.ref_tts_argv(scratch), "ours": refenv.our_tts_argv()}
-    for name, argv in servers.items():
+    cache = {"ref": servers["ref"], "ours_cache": refenv.our_tts_argv(cache=True)}
+    for name, argv in {**servers, **cache}.items():
         log(f"== TTS {name}: {' '.join(argv[2:])}")
     log(f"   (load {os.getloadavg()[0]:.2f})")
     return await tts.run_servers(servers, quick=args.quick, mem_timeout=args.mem_timeout,
-                                 kill_above_mb=args.mem_limit_mb, log_dir=log_dir, log=log)
+                                 kill_above_mb=args.mem_limit_mb, log_dir=log_dir, log=log,
+                                 alone=args.alone, cache_servers=None if args.no_cache_rows else cache)
 
 
 def main() -> int:
@@ -101,6 +105,11 @@ def main() -> int:
     parser.add_argument("--stt-sets", default="",
                         help="only these STT sets, comma-separated (e.g. rt_long,rt_noise_3s,rt_quiet; "
                              "no cold starts or throughput)")
+    parser.add_argument("--alone", action="store_true",
+                        help="measure each server with no other server process running (one started, "
+                             "measured, stopped, then the next) instead of side by side, requests interleaved")
+    parser.add_argument("--no-cache-rows", action="store_true",
+                        help="skip the TTS audio-cache rows (ours with its default cache, a repeated sentence)")
     args = parser.parse_args()
 
     try:
@@ -116,7 +125,8 @@ def main() -> int:
     machine = machine_description(Path(sys.executable), ref_python)
     cpu = CpuMonitor()
     results: dict = {"started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                     "quick": args.quick, "machine": machine}
+                     "quick": args.quick, "mode": "alone" if args.alone else "side by side",
+                     "machine": machine}
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     log_dir = args.results_dir / f"logs-{stamp}"
     with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
@@ -136,9 +146,11 @@ def main() -> int:
     results["duration_s"] = round(time.time() - started)
 
     table = report.table(results)
-    md = (f"# Benchmark {results['started_utc']}{' (--quick)' if args.quick else ''}\n\n"
-          f"{report.machine_markdown(machine)}\n- duration: {results['duration_s']} s\n\n{table}\n")
     args.results_dir.mkdir(parents=True, exist_ok=True)
+    flags = ", ".join(f for f, on in (("--quick", args.quick), ("--alone", args.alone)) if on)
+    md = (f"# Benchmark {results['started_utc']}{f' ({flags})' if flags else ''}\n\n"
+          f"{report.machine_markdown(machine)}\n- mode: {report.mode_line(results)}\n"
+          f"- duration: {results['duration_s']} s\n\n{table}\n")
     for name in (f"bench-{stamp}", "latest"):
         (args.results_dir / f"{name}.md").write_text(md)
         (args.results_dir / f"{name}.json").write_text(json.dumps(results, indent=1, default=str))

@@ -21,7 +21,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 
-from .common import HOST, Server, summary
+from .common import HOST, Server, measure, summary
 from .speech import RATE, Clip, room_noise, silence
 
 CHUNK = 1024  # samples per audio-chunk (Home Assistant's size)
@@ -119,10 +119,11 @@ def _tail(kind: str) -> bytes:
 
 async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Clip]], jfk: Clip,
                       quick: bool, throughput_for: set[str], log_dir: Path, log,
-                      hard: list[tuple] = (), only: set[str] | None = None) -> dict:
-    """Cold starts one server at a time; then all servers up at once and every measurement
-    interleaved (clip by clip, server by server), so that load from elsewhere on the
-    machine falls on all of them alike. An idle server costs the others nothing."""
+                      hard: list[tuple] = (), only: set[str] | None = None, alone: bool = False) -> dict:
+    """Cold starts one server at a time; then the measurements, side by side (all servers up
+    at once and every request interleaved, clip by clip, server by server, so that load from
+    elsewhere on the machine falls on all of them alike; an idle server costs the others
+    nothing) or `alone` (one server process at a time, the others not running)."""
     results: dict = {name: {"name": name, "argv": argv} for name, argv in servers.items()}
     for name, argv in servers.items():
         if only is not None:
@@ -131,21 +132,20 @@ async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Cli
         results[name]["cold"] = {k: sorted(c[k] for c in colds)[len(colds) // 2] for k in colds[0]}
         log(f"  {name} cold start: " + ", ".join(f"{k} {v:.2f}" for k, v in results[name]["cold"].items()))
 
-    running: dict[str, Server] = {}
-    try:
-        for name, argv in servers.items():
-            running[name] = Server(name, argv, log_dir=log_dir)
-        for name, server in running.items():
-            await server.wait_ready()
+    reps = 1 if quick else 2
+    sets = [(f"rt_{cls}", clips, True, reps, "zeros") for cls, clips in cmds.items()]
+    sets.append(("rt_11s", [jfk], True, reps, "zeros"))
+    sets += [(key, clips, True, reps, tail) for key, clips, tail in hard]
+    sets += [(f"burst_{cls}", clips, False, 1, None) for cls, clips in cmds.items()]
+    sets.append(("burst_11s", [jfk], False, 2, None))
+    if only is not None:
+        sets = [entry for entry in sets if entry[0] in only]
+
+    async def body(running: dict[str, Server]) -> None:
+        if alone:
+            log(f"  -- {', '.join(running)} alone")
+        for server in running.values():
             await transcribe(server.port, jfk.pcm, realtime=False)  # warm-up
-        reps = 1 if quick else 2
-        sets = [(f"rt_{cls}", clips, True, reps, "zeros") for cls, clips in cmds.items()]
-        sets.append(("rt_11s", [jfk], True, reps, "zeros"))
-        sets += [(key, clips, True, reps, tail) for key, clips, tail in hard]
-        sets += [(f"burst_{cls}", clips, False, 1, None) for cls, clips in cmds.items()]
-        sets.append(("burst_11s", [jfk], False, 2, None))
-        if only is not None:
-            sets = [entry for entry in sets if entry[0] in only]
         for key, clips, realtime, n, tail in sets:
             log(f"  {key}")
             lat: dict[str, list[float]] = {name: [] for name in running}
@@ -171,7 +171,6 @@ async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Cli
                 log(f"  {name} {clients} clients: {tp['req_per_s']:.2f} req/s, p50 {tp['p50']:.0f} ms")
         for name, server in running.items():
             results[name]["peak_rss_mb"] = server.peak_mb
-    finally:
-        for server in running.values():
-            server.stop()
+
+    await measure(servers, body, alone=alone, log_dir=log_dir)
     return results

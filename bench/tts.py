@@ -1,6 +1,11 @@
 """TTS benchmark: one server (ours or the reference) against the same texts.
 
 TTFA (time to first audio) = from writing `synthesize` to the first `audio-chunk`.
+Every latency request gets a sentence no request of the run had before, whose first words
+no other sentence has either (`bench.sentences`): no cached sentence or sentence head can
+answer it. Request *i* of a measurement gets the same sentence on every server. Our server
+runs with `--cache-mb 0` for these; the audio cache has its own rows (`cache`: a server of
+ours at its default cache size, the same sentence asked again and again).
 Streamed text is sent the way Home Assistant sends it to a server whose info says
 `supports_synthesize_streaming`: synthesize-start, one synthesize-chunk per piece (0.5 s
 apart), the full `synthesize` (for old servers), synthesize-stop. A server without
@@ -18,32 +23,14 @@ from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
-from .common import HOST, Server, describe, summary
+from .common import HOST, Server, describe, distribution, measure, summary
+from .sentences import Fresh
 
-#: Ten-word sentences (rotated so that no request repeats the previous one).
-SENTENCES = [
-    "Please turn off the lights in the living room right now.",
-    "The kitchen window is open and it is starting to rain.",
-    "Your next meeting with the design team starts in ten minutes.",
-    "I have set an alarm for seven thirty tomorrow morning, okay?",
-    "The washing machine has finished and the clothes are ready now.",
-    "It is twenty one degrees inside and fourteen degrees outside today.",
-    "Dinner is ready, please come to the table and sit down.",
-    "The garage door was left open, shall I close it now?",
-]
-PARAGRAPH = (
-    "Good evening. The weather today was mostly sunny with a light breeze from the west, and "
-    "tomorrow will bring some clouds in the morning. In the afternoon there is a small chance of "
-    "rain, so you may want to take an umbrella with you. The front door is locked, the garage is "
-    "closed, and all the lights downstairs are turned off. Sleep well."
-)  # 60 words
-#: Language-model output, 0.5 s apart. (pieces, index of the piece completing sentence one)
-STREAMS = {
-    "at piece end": (["The living room lig", "hts are now off and the ", "doors are locked.",
-                      " Tomorrow will be cloudy with light ", "rain in the afternoon."], 2),
-    "mid piece": (["The living room lig", "hts are now off and the ", "doors are locked. Tomor",
-                   "row will be cloudy with light ", "rain in the afternoon."], 2),
-}
+#: Requests per measurement: (full run, --quick).
+COUNTS = {"ttfa": (20, 8), "stream": (5, 2), "clients_rounds": (4, 2), "rtf": (4, 2),
+          "cold": (3, 1), "cache_sentences": (5, 3), "cache_repeats": (6, 4)}
+CLIENTS = (1, 2, 4, 8)
+STREAM_CASES = {"at piece end": False, "mid piece": True}  # label -> sentence one ends mid piece
 PIECE_GAP = 0.5
 TIMEOUT = 120.0
 
@@ -143,9 +130,8 @@ async def streamed(port: int, pieces: list[str], completes: int, streaming: bool
             await client.disconnect()
 
 
-async def together(port: int, clients: int, offset: int) -> tuple[list[float], list[str]]:
-    """`clients` requests written at the same moment; each one's TTFA (s), and errors."""
-    texts = [SENTENCES[(offset + i) % len(SENTENCES)] for i in range(clients)]
+async def together(port: int, texts: list[str]) -> tuple[list[float], list[str]]:
+    """One request per text, all written at the same moment; each one's TTFA (s), and errors."""
     results = await asyncio.gather(*(synthesize(port, t) for t in texts), return_exceptions=True)
     return ([r[0] for r in results if not isinstance(r, BaseException)],
             [str(r) for r in results if isinstance(r, BaseException)])
@@ -180,75 +166,99 @@ async def memory_test(server: Server, timeout: float) -> dict:
     return {"chars": len(text), "peak_mb": server.peak_mb, "killed": server.killed, "outcome": outcome}
 
 
-async def cold_start(name: str, argv: list[str], log_dir: Path) -> dict:
+def plan(quick: bool) -> dict:
+    """Which fresh sentence each request gets, fixed before any server starts: the same for
+    every server (request i gets sentence i) and for both modes (side by side, alone)."""
+    fresh = Fresh()
+    n = {key: quick_n if quick else full for key, (full, quick_n) in COUNTS.items()}
+    out = {
+        "cold": [fresh.take(3) for _ in range(n["cold"])],
+        "warmup": fresh.one(),
+        "ttfa": fresh.take(n["ttfa"]),
+        "stream": {label: [fresh.stream(mid_piece=mid) for _ in range(n["stream"])]
+                   for label, mid in STREAM_CASES.items()},
+        "clients": {c: [fresh.take(c) for _ in range(n["clients_rounds"])] for c in CLIENTS},
+        "rtf": [fresh.paragraph() for _ in range(n["rtf"])],
+        "cache_warmup": fresh.one(),
+        "cache": fresh.take(n["cache_sentences"]),
+        "cache_repeats": n["cache_repeats"],
+    }
+    out["sentences_used"] = fresh.used
+    return out
+
+
+async def cold_start(name: str, argv: list[str], texts: list[str], log_dir: Path) -> dict:
+    """Process start -> describe answered; then the first request and two more (fresh texts)."""
     with Server(name, argv, log_dir=log_dir) as server:
         ready = await server.wait_ready()
-        first = (await synthesize(server.port, SENTENCES[0]))[0]
+        first = (await synthesize(server.port, texts[0]))[0]
         answered = time.perf_counter() - server.started_at
-        later = [(await synthesize(server.port, SENTENCES[i]))[0] for i in (1, 2)]
+        later = [(await synthesize(server.port, text))[0] for text in texts[1:]]
     return {"ready_s": ready, "first_answer_s": answered, "first_ms": first * 1000,
-            "later_ms": sorted(later)[1] * 1000}
+            "later_ms": sorted(later)[len(later) // 2] * 1000}
 
 
 async def run_servers(servers: dict[str, list[str]], *, quick: bool, mem_timeout: float,
-                      kill_above_mb: float, log_dir: Path, log) -> dict:
-    """Cold starts one at a time; then all servers up at once, every measurement interleaved
-    server by server; last the long text, one server at a time (a runaway is killed)."""
-    results: dict = {name: {"name": name, "argv": argv} for name, argv in servers.items()}
+                      kill_above_mb: float, log_dir: Path, log, alone: bool = False,
+                      cache_servers: dict[str, list[str]] | None = None) -> dict:
+    """Cold starts one server at a time; then the measurements, side by side (all servers up,
+    every request interleaved server by server) or `alone` (one server process at a time);
+    the long text last (ours first: the reference may be killed). Then the audio cache:
+    `cache_servers` (ours with its cache on, and the reference for comparison) on a repeated
+    sentence, in the same mode."""
+    script = plan(quick)
+    log(f"  {script['sentences_used']} fresh sentences planned (none asked twice, all first words distinct)")
+    results: dict = {name: {"name": name, "argv": argv} for name, argv in {**servers, **(cache_servers or {})}.items()}
     for name, argv in servers.items():
-        colds = [await cold_start(f"{name}-cold", argv, log_dir) for _ in range(1 if quick else 3)]
+        colds = [await cold_start(f"{name}-cold", argv, texts, log_dir) for texts in script["cold"]]
         results[name]["cold"] = {k: sorted(c[k] for c in colds)[len(colds) // 2] for k in colds[0]}
         log(f"  {name} cold start: " + ", ".join(f"{k} {v:.2f}" for k, v in results[name]["cold"].items()))
 
-    running: dict[str, Server] = {}
-    try:
-        for name, argv in servers.items():
-            running[name] = Server(name, argv, log_dir=log_dir, kill_above_mb=kill_above_mb)
+    async def main(running: dict[str, Server]) -> None:
         streaming: dict[str, bool] = {}
         for name, server in running.items():
-            await server.wait_ready()
             info = await describe(server.port)
             streaming[name] = any(getattr(p, "supports_synthesize_streaming", False) for p in info.tts)
             results[name]["streaming"] = streaming[name]
-            await synthesize(server.port, SENTENCES[-1])  # warm-up (loads a lazy voice)
+            await synthesize(server.port, script["warmup"])  # loads a lazy voice
 
-        def each(fn_key: str, values: dict[str, list[float]]) -> None:
+        def each(key: str, values: dict[str, list[float]]) -> None:
             for name in running:
-                results[name][fn_key] = summary(values[name])
-            log(f"  {fn_key}: " + ", ".join(f"{n} p50 {results[n][fn_key]['p50']:.0f} ms / p95 "
-                                             f"{results[n][fn_key]['p95']:.0f} ms" for n in running))
+                results[name][key] = distribution(values[name])
+            log(f"  {key}: " + ", ".join(f"{n} p50 {results[n][key]['p50']:.0f} ms / p95 "
+                                          f"{results[n][key]['p95']:.0f} ms" for n in running))
 
         ttfa: dict[str, list[float]] = {name: [] for name in running}
-        for i in range(8 if quick else 20):
+        for text in script["ttfa"]:
             for name, server in running.items():
-                ttfa[name].append((await synthesize(server.port, SENTENCES[i % len(SENTENCES)]))[0] * 1000)
+                ttfa[name].append((await synthesize(server.port, text))[0] * 1000)
         each("ttfa", ttfa)
 
-        for label, (pieces, completes) in STREAMS.items():
+        for label, cases in script["stream"].items():
             values: dict[str, list[float]] = {name: [] for name in running}
-            for _ in range(2 if quick else 5):
+            for pieces, completes in cases:
                 for name, server in running.items():
                     values[name].append(await streamed(server.port, pieces, completes, streaming[name]) * 1000)
             each(f"stream {label}", values)
 
-        for clients in (1, 2, 4, 8):
+        for clients, rounds in script["clients"].items():
             for name, server in running.items():
                 ok_all: list[float] = []
                 errors: list[str] = []
-                for rep in range(2 if quick else 4):
-                    ok, failed = await together(server.port, clients, rep)
+                for texts in rounds:
+                    ok, failed = await together(server.port, texts)
                     ok_all += [t * 1000 for t in ok]
                     errors += failed
                 results[name].setdefault("clients", {})[clients] = {
-                    **summary(ok_all), "errors": len(errors), "error": errors[:1]}
+                    **distribution(ok_all), "errors": len(errors), "error": errors[:1]}
                 c = results[name]["clients"][clients]
                 log(f"  {name} {clients} clients: p50 {c['p50']:.0f} ms, p95 {c['p95']:.0f} ms"
                     + (f", {len(errors)} failed: {errors[0]}" if errors else ""))
 
         rtf: dict[str, list[float]] = {name: [] for name in running}
-        for _ in range(2 if quick else 4):
+        for paragraph in script["rtf"]:
             for name, server in running.items():
-                _first, total, audio = await synthesize(server.port, PARAGRAPH)
+                _first, total, audio = await synthesize(server.port, paragraph)
                 rtf[name].append(total / audio)
         for name in running:
             results[name]["rtf"] = summary(rtf[name])
@@ -259,7 +269,28 @@ async def run_servers(servers: dict[str, list[str]], *, quick: bool, mem_timeout
             results[name]["memory"] = await memory_test(running[name], mem_timeout)
             m = results[name]["memory"]
             log(f"  {name} {m['chars']} chars: peak {m['peak_mb']:.0f} MB, {m['outcome']}")
-    finally:
-        for server in running.values():
-            server.stop()
+
+    async def cache(running: dict[str, Server]) -> None:
+        """Each sentence: a first request (fresh), then the same sentence `repeats` times."""
+        first: dict[str, list[float]] = {name: [] for name in running}
+        again: dict[str, list[float]] = {name: [] for name in running}
+        for name, server in running.items():
+            await synthesize(server.port, script["cache_warmup"])
+        for text in script["cache"]:
+            for name, server in running.items():
+                first[name].append((await synthesize(server.port, text))[0] * 1000)
+            for _ in range(script["cache_repeats"]):
+                for name, server in running.items():
+                    again[name].append((await synthesize(server.port, text))[0] * 1000)
+        for name in running:
+            results[name]["cache"] = {"first": distribution(first[name]), "repeat": distribution(again[name]),
+                                      "repeats": script["cache_repeats"]}
+            c = results[name]["cache"]
+            log(f"  cache {name}: first p50 {c['first']['p50']:.0f} ms, "
+                f"repeated p50 {c['repeat']['p50']:.0f} ms / p95 {c['repeat']['p95']:.0f} ms")
+
+    await measure(servers, main, alone=alone, log_dir=log_dir, kill_above_mb=kill_above_mb)
+    if cache_servers:
+        log(f"== TTS audio cache ({'alone' if alone else 'side by side'}): {', '.join(cache_servers)}")
+        await measure(cache_servers, cache, alone=alone, log_dir=log_dir, kill_above_mb=kill_above_mb)
     return results
