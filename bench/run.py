@@ -1,6 +1,6 @@
 """Our servers against wyoming-faster-whisper 3.8.1 and wyoming-piper 2.5.2.
 
-    bash bench/run.sh [--quick] [--skip-stt] [--skip-tts] [--no-beam5] [--alone]
+    bash bench/run.sh [--quick] [--skip-stt] [--skip-tts] [--no-beam5] [--alone] [--charts-to DIR]
     .venv/bin/python -m bench.run ...            (the same, once bench/.venv-ref exists)
 
 Installs the reference servers into bench/.venv-ref (pinned, from PyPI), starts every
@@ -8,7 +8,7 @@ server on the same bundled model files, plays the same audio and text (TTS: fres
 sentences, none asked twice), side by side (all servers up, requests interleaved) or
 `--alone` (one server process at a time), prints one markdown table and writes it with the
 machine description and the raw numbers to bench/results/ (bench-<UTC time>.md/.json,
-latest.md/.json).
+latest.md/.json), with PNG charts of the latency distributions in charts-<UTC time>/.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -91,6 +92,25 @@ async def bench_tts(args, scratch: Path, log_dir: Path) -> dict:
                                  alone=args.alone, cache_servers=None if args.no_cache_rows else cache)
 
 
+def draw_charts(results: dict, out_dir: Path, copy_to: Path | None) -> list[Path]:
+    """The PNG charts (bench.charts) into out_dir, and copies into copy_to; [] without matplotlib."""
+    try:
+        from . import charts
+    except ImportError as err:
+        log(f"no charts: {err} (bash bench/run.sh installs the `bench` extra: matplotlib)")
+        return []
+    try:
+        pngs = charts.draw(results, out_dir)
+    except Exception as err:  # noqa: BLE001 - a chart must not cost the measured numbers
+        log(f"charts failed: {type(err).__name__}: {err}")
+        return []
+    if copy_to is not None:
+        copy_to.mkdir(parents=True, exist_ok=True)
+        for png in pngs:
+            shutil.copyfile(png, copy_to / png.name)
+    return pngs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and clips (a few minutes)")
@@ -110,6 +130,9 @@ def main() -> int:
                              "measured, stopped, then the next) instead of side by side, requests interleaved")
     parser.add_argument("--no-cache-rows", action="store_true",
                         help="skip the TTS audio-cache rows (ours with its default cache, a repeated sentence)")
+    parser.add_argument("--charts-to", type=Path, default=None,
+                        help="also write the PNG charts here (e.g. docs/img) under stable names (bench-*.png)")
+    parser.add_argument("--no-charts", action="store_true", help="no PNG charts")
     args = parser.parse_args()
 
     try:
@@ -147,15 +170,21 @@ def main() -> int:
 
     table = report.table(results)
     args.results_dir.mkdir(parents=True, exist_ok=True)
+    pngs = [] if args.no_charts else draw_charts(results, args.results_dir / f"charts-{stamp}", args.charts_to)
     flags = ", ".join(f for f, on in (("--quick", args.quick), ("--alone", args.alone)) if on)
     md = (f"# Benchmark {results['started_utc']}{f' ({flags})' if flags else ''}\n\n"
           f"{report.machine_markdown(machine)}\n- mode: {report.mode_line(results)}\n"
           f"- duration: {results['duration_s']} s\n\n{table}\n")
+    if pngs:
+        md += "\n" + "\n\n".join(f"![{p.stem}](charts-{stamp}/{p.name})" for p in pngs) + "\n"
     for name in (f"bench-{stamp}", "latest"):
         (args.results_dir / f"{name}.md").write_text(md)
         (args.results_dir / f"{name}.json").write_text(json.dumps(results, indent=1, default=str))
     print(table)
     log(f"\nwritten: {args.results_dir / f'bench-{stamp}.md'} (+ .json); server logs in {log_dir}")
+    if pngs:
+        log(f"charts: {', '.join(p.name for p in pngs)} in {pngs[0].parent}"
+            + (f" and {args.charts_to}" if args.charts_to else ""))
     return 1 if "error" in results else 0
 
 
