@@ -104,6 +104,8 @@ def _panel(ax, title: str, series: list[tuple[str, str, list[float]]], ylabel: s
         ax.set_yscale("log")
     elif min(flat) < 0:
         ax.axhline(0, color="grey", linewidth=0.8, linestyle=":")
+    else:
+        ax.set_ylim(bottom=0)  # a linear axis from zero: no small gap drawn as a large one
     ax.set_ylabel(ylabel + (", log scale" if log else ""))
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", which="major", alpha=0.3)
@@ -132,7 +134,8 @@ def draw(results: dict, out_dir: Path) -> list[Path]:
                 drawn.append((panel_title, series))
         if not drawn:
             continue
-        fig, axes = plt.subplots(1, len(drawn), figsize=(3.6 * len(drawn) + 1.2, 4.8), squeeze=False)
+        # wide enough for the two title lines and the legend even with one panel
+        fig, axes = plt.subplots(1, len(drawn), figsize=(max(3.6 * len(drawn) + 1.2, 10.5), 4.8), squeeze=False)
         for ax, (panel_title, series) in zip(axes[0], drawn):
             _panel(ax, panel_title, series, ylabel)
         present = {key for _t, series in drawn for key, (short, _l, _c) in servers.items()
