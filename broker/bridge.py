@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 import aiomqtt
 
 from voice_common import __version__
+from voice_common.errors import MqttCode
 from voice_common.server import SessionSlots
 
 from .chat import Conversations
@@ -32,7 +33,7 @@ from .replies import JSON, Replies, ReplyTo, SessionError, reply_to
 from .services import ServicePool
 from .session import Deps, Session
 from .settings import SettingsStore
-from .stt import SttRequest, SttResult, SttSession, Stop
+from .stt import Stop, SttRequest, SttResult, SttSession
 from .topics import ID_RE, Route, Topics
 from .tts import TtsSession, Voice
 
@@ -163,11 +164,11 @@ class Bridge:
     def _admit(self, site: str, registry: dict, what: str) -> None:
         mode = self.mode(site)
         if mode == "disabled" or (what == "stt" and mode == "tts_only"):
-            raise SessionError("disabled", f"{what.upper()} is disabled at site {site} (mode {mode})")
+            raise SessionError(f"{what.upper()} is disabled at site {site} (mode {mode})", MqttCode.DISABLED)
         if site in registry:
-            raise SessionError("busy", f"site {site} already has a {what.upper()} session")
+            raise SessionError(f"site {site} already has a {what.upper()} session", MqttCode.BUSY)
         if not self.slots.try_acquire():
-            raise SessionError("busy", f"{self.limits.max_sessions} sessions already in progress")
+            raise SessionError(f"{self.limits.max_sessions} sessions already in progress", MqttCode.BUSY)
 
     def _start(self, session: Session, registry: dict) -> None:
         registry[session.site] = session
@@ -189,7 +190,7 @@ class Bridge:
             pass  # the link dropped (error queued) or the bridge is stopping
         except Exception:
             _LOGGER.exception("session %s at site %s failed", session.ident, session.site)
-            await self.answer(session.reply, SessionError("backend_error", "internal error in the bridge"))
+            await self.answer(session.reply, SessionError("internal error in the bridge", MqttCode.BACKEND_ERROR))
         finally:
             self._release(session)
             await self._publish_busy(session.site)
@@ -209,7 +210,7 @@ class Bridge:
         self._release(session)  # at once: the site is free when the link is back
         self.metrics.errors.labels("interrupted").inc()
         self._pending.append((session.reply, SessionError(
-            "interrupted", "the bridge lost its MQTT connection during the request")))
+            "the bridge lost its MQTT connection during the request", MqttCode.INTERRUPTED)))
         if session.task is not None and session.task is not asyncio.current_task():
             session.task.cancel()
 
@@ -278,9 +279,9 @@ class Bridge:
         """Start a TTS session; on refusal answer the error and return None."""
         try:
             if text is not None and not text.strip():
-                raise SessionError("invalid_request", "no text to speak")
+                raise SessionError("no text to speak", MqttCode.INVALID_REQUEST)
             if text is not None and len(text) > self.limits.max_text_chars:
-                raise SessionError("too_large", f"text longer than {self.limits.max_text_chars} characters")
+                raise SessionError(f"text longer than {self.limits.max_text_chars} characters", MqttCode.TOO_LARGE)
             voice = Voice.parse(options).over(self.store.get(site).voice_defaults())
             self._admit(site, self.tts, "tts")
         except SessionError as err:
@@ -302,14 +303,14 @@ class Bridge:
                 given = data.get("id")
                 if given is not None:
                     if not isinstance(given, str) or not ID_RE.match(given):
-                        raise SessionError("invalid_request", "'id' must match [A-Za-z0-9_-]{1,64}")
+                        raise SessionError("'id' must match [A-Za-z0-9_-]{1,64}", MqttCode.INVALID_REQUEST)
                     rid = given
                 else:
                     rid = reply.base.rsplit("/", 1)[1]
             reply = self._reply(self.topics.tts_base(route.site, rid), msg)
             text = None if streaming else data.get("text")
             if not streaming and not isinstance(text, str):
-                raise SessionError("invalid_request", "'text' must be a string")
+                raise SessionError("'text' must be a string", MqttCode.INVALID_REQUEST)
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
             await self.answer(reply, err)
@@ -389,4 +390,4 @@ class Bridge:
         for session in sessions:
             with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
                 await asyncio.wait_for(self.replies.error(session.reply, SessionError(
-                    "interrupted", "the bridge is shutting down")), 2)
+                    "the bridge is shutting down", MqttCode.INTERRUPTED)), 2)

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from voice_common.errors import MqttCode
+
 from .mqtt import Inbound, MqttLink
 from .replies import JSON, Replies, ReplyTo, SessionError
 from .topics import Topics
@@ -46,7 +48,7 @@ def parse_reply(payload: bytes) -> tuple[str | None, str]:
         if isinstance(data, dict):
             sid, body = data.get("sid"), data.get("text", "")
             if not isinstance(body, str) or (sid is not None and not isinstance(sid, str)):
-                raise SessionError("invalid_request", "chat reply needs a string 'text'")
+                raise SessionError("chat reply needs a string 'text'", MqttCode.INVALID_REQUEST)
             return sid, body
     return None, text
 
@@ -108,7 +110,7 @@ class Conversations:
             _LOGGER.info("site %s: the chat backend did not answer turn %s", turn.site, turn.sid)
             with contextlib.suppress(Exception):
                 await self._replies.error(turn.reply, SessionError(
-                    "timeout", f"the chat backend did not answer within {self._timeout:g} s"))
+                    f"the chat backend did not answer within {self._timeout:g} s", MqttCode.TIMEOUT))
 
     def _finish(self, turn: Turn) -> None:
         if self._turns.get(turn.site) is turn:

@@ -13,29 +13,24 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from voice_common.errors import MqttCode, WireError
+
 from .mqtt import Inbound, MqttLink
 from .topics import Topics
 
 JSON = "application/json"
 
-#: Error codes of `result/error` (documented in docs/mqtt.md).
-ERROR_CODES = (
-    "busy", "timeout", "invalid_format", "invalid_request", "too_large", "audio_lost",
-    "service_unavailable", "backend_error", "disabled", "cancelled", "interrupted", "expired",
-)
 
+class SessionError(WireError):
+    """Ends a request with a `result/error`: `text` (the payload's `message`), then `code`."""
 
-class SessionError(Exception):
-    """Ends a request with a `result/error` carrying `code`."""
+    code: MqttCode
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        assert code in ERROR_CODES, code
-        self.code = code
-        self.message = message
+    def __init__(self, text: str, code: MqttCode = MqttCode.INVALID_REQUEST) -> None:
+        super().__init__(text, code)
 
     def payload(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code.value, "message": self.text}
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ def reply_to(base: str, msg: Inbound, prefixes: tuple[str, ...], max_correlation
     """Validate a request's v5 reply properties; raises SessionError (answered on `base`)."""
     deadline = None if msg.expiry is None else msg.received + msg.expiry
     if msg.correlation is not None and len(msg.correlation) > max_correlation:
-        raise SessionError("invalid_request", f"Correlation Data longer than {max_correlation} bytes")
+        raise SessionError(f"Correlation Data longer than {max_correlation} bytes", MqttCode.INVALID_REQUEST)
     if msg.response_topic is None:
         return ReplyTo(base, None, msg.correlation, deadline)
     topic = msg.response_topic
@@ -68,7 +63,7 @@ def reply_to(base: str, msg: Inbound, prefixes: tuple[str, ...], max_correlation
         or len(topic) > 256
         or not any(topic.startswith(prefix) and len(topic) > len(prefix) for prefix in prefixes)
     ):
-        raise SessionError("invalid_request", "Response Topic is outside the allowed prefixes")
+        raise SessionError("Response Topic is outside the allowed prefixes", MqttCode.INVALID_REQUEST)
     return ReplyTo(base, topic, msg.correlation, deadline)
 
 

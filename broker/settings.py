@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from voice_common.errors import MqttCode
+
 from .config import MODES
 from .replies import SessionError
 from .stt import LANGUAGE_RE, NAME_RE, optional_str
@@ -33,10 +35,10 @@ class SiteSettings:
         """These settings with `update` applied; raises SessionError('invalid_request')."""
         unknown = sorted(set(update) - set(FIELDS))
         if unknown:
-            raise SessionError("invalid_request", f"unknown settings: {', '.join(unknown)}")
+            raise SessionError(f"unknown settings: {', '.join(unknown)}", MqttCode.INVALID_REQUEST)
         mode = update.get("mode", self.mode)
         if mode is not None and mode not in MODES:
-            raise SessionError("invalid_request", f"'mode' must be one of {', '.join(MODES)}")
+            raise SessionError(f"'mode' must be one of {', '.join(MODES)}", MqttCode.INVALID_REQUEST)
         values = {**asdict(self), **update}
         return SiteSettings(
             mode=mode,
@@ -87,7 +89,7 @@ class SettingsStore:
 
     def update(self, site: str, update: dict[str, Any], max_sites: int) -> SiteSettings:
         if site not in self._sites and len(self._sites) >= max_sites:
-            raise SessionError("too_large", f"settings are stored for at most {max_sites} sites")
+            raise SessionError(f"settings are stored for at most {max_sites} sites", MqttCode.TOO_LARGE)
         settings = self.get(site).merged(update)
         self._db.execute(
             "INSERT INTO site_settings (site, settings, updated) VALUES (?, ?, ?) "

@@ -28,6 +28,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 
 from voice_common.audio import AudioFormatError, check_format
+from voice_common.errors import MqttCode
 
 from .config import Limits
 from .replies import ReplyTo, SessionError
@@ -46,7 +47,7 @@ def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not pattern.match(value):
-        raise SessionError("invalid_request", f"'{key}' is not valid")
+        raise SessionError(f"'{key}' is not valid", MqttCode.INVALID_REQUEST)
     return value
 
 
@@ -66,16 +67,16 @@ class SttRequest:
                 data.get("rate", 16000), data.get("width", 2), data.get("channels", 1)
             )
         except AudioFormatError as err:
-            raise SessionError("invalid_format", str(err)) from None
+            raise SessionError(str(err), MqttCode.INVALID_FORMAT) from None
         if rate not in limits.rates or width not in limits.widths or channels not in limits.channels:
             raise SessionError(
-                "invalid_format",
                 f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(limits.rates)}, "
                 f"widths {list(limits.widths)}, channels {list(limits.channels)})",
+                MqttCode.INVALID_FORMAT,
             )
         partials = data.get("partials", False)
         if not isinstance(partials, bool):
-            raise SessionError("invalid_request", "'partials' must be true or false")
+            raise SessionError("'partials' must be true or false", MqttCode.INVALID_REQUEST)
         language = optional_str(data, "language", LANGUAGE_RE) or default_language
         return cls(rate, width, channels, language, partials, optional_str(data, "model", NAME_RE))
 
@@ -92,7 +93,7 @@ class Stop:
         for key in ("chunks", "bytes"):
             value = data.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise SessionError("invalid_request", f"'{key}' in stop must be a non-negative integer")
+                raise SessionError(f"'{key}' in stop must be a non-negative integer", MqttCode.INVALID_REQUEST)
             values.append(value)
         return cls(values[0], values[1], time.monotonic())
 
@@ -127,10 +128,10 @@ class SttSession(Session):
         if self.closed:
             return
         if len(chunk) > self.deps.limits.max_chunk_bytes:
-            self._close(SessionError("too_large", "audio chunk larger than the limit"))
+            self._close(SessionError("audio chunk larger than the limit", MqttCode.TOO_LARGE))
         elif self.received_bytes + len(chunk) > self.max_bytes:
             self._close(SessionError(
-                "too_large", f"audio longer than {self.deps.limits.max_audio_seconds:g} s"))
+                f"audio longer than {self.deps.limits.max_audio_seconds:g} s", MqttCode.TOO_LARGE))
         else:
             self.received_bytes += len(chunk)
             self.received_chunks += 1
@@ -183,9 +184,9 @@ class SttSession(Session):
         lost = max(shares, default=0.0)
         if lost > self.deps.limits.max_lost_share:
             raise SessionError(
-                "audio_lost",
                 f"{stop.chunks} chunks / {stop.nbytes} bytes announced, "
                 f"{self.received_chunks} / {self.received_bytes} received",
+                MqttCode.AUDIO_LOST,
             )
 
     def _frames(self, chunk: bytes) -> bytes:
@@ -198,9 +199,9 @@ class SttSession(Session):
     def _check_whole(self) -> None:
         if self._partial:
             raise SessionError(
-                "invalid_format",
                 f"{self.received_bytes} bytes of audio are not a whole number of frames "
                 f"(width x channels = {self.frame} bytes)",
+                MqttCode.INVALID_FORMAT,
             )
 
     def result_timeout(self) -> float:
@@ -225,9 +226,9 @@ class SttSession(Session):
         if not done:
             self.deps.pool.recheck(service)
             raise SessionError(
-                "timeout",
                 f"the speech-to-text service sent no transcript within {timeout:.1f} s after stop "
                 f"({self.received_bytes / self.bytes_per_second:.1f} s of audio)",
+                MqttCode.TIMEOUT,
             )
         return reader.result()
 
@@ -285,4 +286,4 @@ class SttSession(Session):
                 err = Error.from_event(event)
                 if err.code == "busy":
                     raise BackendBusy(err.text)
-                raise backend_error(err.code, err.text)
+                raise backend_error(err.text, err.code)

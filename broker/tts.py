@@ -17,9 +17,9 @@ from typing import Any
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.tts import (
-    Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice,
-)
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
+
+from voice_common.errors import MqttCode
 
 from .replies import ReplyTo, SessionError, pcm_type
 from .services import Service
@@ -36,7 +36,7 @@ def parse_speed(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_SPEED <= value <= MAX_SPEED:
-        raise SessionError("invalid_request", f"'speed' must be a number in {MIN_SPEED}..{MAX_SPEED}")
+        raise SessionError(f"'speed' must be a number in {MIN_SPEED}..{MAX_SPEED}", MqttCode.INVALID_REQUEST)
     return float(value)
 
 
@@ -57,7 +57,7 @@ class Voice:
         elif voice is None or isinstance(voice, str):
             nested = {"voice": voice, "speaker": data.get("speaker")}
         else:
-            raise SessionError("invalid_request", "'voice' must be a name or an object")
+            raise SessionError("'voice' must be a name or an object", MqttCode.INVALID_REQUEST)
         return cls(
             optional_str(nested, "voice", NAME_RE), optional_str(nested, "speaker", NAME_RE),
             optional_str(data, "language", LANGUAGE_RE), parse_speed(data.get("speed")),
@@ -104,7 +104,8 @@ class TtsSession(Session):
         self.chars += len(text)
         if self.chars > self.deps.limits.max_text_chars:
             self.closed = True
-            self.fail(SessionError("too_large", f"text longer than {self.deps.limits.max_text_chars} characters"))
+            self.fail(SessionError(
+                f"text longer than {self.deps.limits.max_text_chars} characters", MqttCode.TOO_LARGE))
         elif text:
             self.inbox.put_nowait(text)
 
@@ -120,7 +121,7 @@ class TtsSession(Session):
     async def run(self) -> None:
         await self.failover(self._attempt, lambda: not self.audio_started)
         if not self.audio_started:
-            raise SessionError("backend_error", "the TTS service returned no audio")
+            raise SessionError("the TTS service returned no audio", MqttCode.BACKEND_ERROR)
         rate, width, channels = self._format or (0, 0, 0)
         seconds = self._bytes / max(1, rate * width * channels)
         latency = (self._first_audio or self.opened) - self.opened
@@ -156,7 +157,7 @@ class TtsSession(Session):
                     if not getter.done():
                         getter.cancel()
                         reader.result()  # raises the service's failure
-                        raise SessionError("backend_error", "the TTS service ended the stream early")
+                        raise SessionError("the TTS service ended the stream early", MqttCode.BACKEND_ERROR)
                     text = self._take(getter.result())
                     if text:
                         await client.write_event(SynthesizeChunk(text).event())
@@ -178,7 +179,7 @@ class TtsSession(Session):
 
     def _check_expiry(self) -> None:
         if self.reply.expired():
-            raise SessionError("expired", "the request's Message Expiry passed before audio was ready")
+            raise SessionError("the request's Message Expiry passed before audio was ready", MqttCode.EXPIRED)
 
     async def _read(self, client: ServiceClient, streaming: bool) -> None:
         while True:
@@ -193,13 +194,13 @@ class TtsSession(Session):
                 err = Error.from_event(event)
                 if err.code == "busy" and not self.audio_started:
                     raise BackendBusy(err.text)
-                raise backend_error(err.code, err.text)
+                raise backend_error(err.text, err.code)
 
     async def _audio(self, event: Event) -> None:
         try:
             rate, width, channels = (int(event.data[k]) for k in ("rate", "width", "channels"))
         except (KeyError, TypeError, ValueError):
-            raise backend_error("invalid_format", "audio event without a format") from None
+            raise SessionError("audio event without a format", MqttCode.INVALID_FORMAT) from None
         fmt = (rate, width, channels)
         replies = self.deps.replies
         if not self.audio_started:
@@ -210,7 +211,7 @@ class TtsSession(Session):
             await replies.send(self.reply, "audio-start", {
                 "rate": rate, "width": width, "channels": channels, "voice": self.voice.name})
         elif fmt != self._format:
-            raise backend_error("invalid_format", "the service changed the audio format mid-stream")
+            raise SessionError("the service changed the audio format mid-stream", MqttCode.INVALID_FORMAT)
         if not AudioChunk.is_type(event.type):
             return
         audio = AudioChunk.from_event(event).audio or b""

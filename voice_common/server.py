@@ -18,6 +18,7 @@ from typing import Awaitable, Callable
 from wyoming.error import Error
 from wyoming.event import Event
 
+from .errors import WyomingCode
 from .listen import Listener
 from .protocol import ClientGone, ProtocolError, read_event, write_event
 
@@ -77,7 +78,7 @@ class Connection:
         async with self._write_lock:
             await write_event(event, self._writer, self._limits.write_timeout)
 
-    async def send_error(self, text: str, code: str) -> None:
+    async def send_error(self, text: str, code: WyomingCode) -> None:
         """Send an error event; the runtime closes the connection afterwards."""
         with contextlib.suppress(ClientGone):
             await self.write(Error(text=text, code=code).event())
@@ -184,7 +185,7 @@ class WyomingServer:
         conn = self._factory(writer, self._limits)
         try:
             if len(self._clients) > self._limits.max_connections:
-                await conn.send_error("too many open connections", "busy")
+                await conn.send_error("too many open connections", WyomingCode.BUSY)
                 return
             while True:
                 event = await read_event(
@@ -202,12 +203,12 @@ class WyomingServer:
         except ClientGone:
             _LOGGER.debug("client went away")
         except asyncio.CancelledError:
-            await _close_with_error(conn, "server is shutting down", "shutting_down")
+            await _close_with_error(conn, "server is shutting down", WyomingCode.SHUTTING_DOWN)
             await _linger(reader, writer, SHUTDOWN_LINGER)  # a streaming client still gets the error
             raise
         except Exception as err:  # a bug or backend fault: tell the client, keep serving others
             _LOGGER.exception("unexpected error while handling a client")
-            await _close_with_error(conn, f"internal error: {type(err).__name__}", "internal_error")
+            await _close_with_error(conn, f"internal error: {type(err).__name__}", WyomingCode.INTERNAL_ERROR)
             await _linger(reader, writer)
         finally:
             conn.closed = True
@@ -220,7 +221,7 @@ class WyomingServer:
                     await writer.wait_closed()
 
 
-async def _close_with_error(conn: Connection, text: str, code: str) -> None:
+async def _close_with_error(conn: Connection, text: str, code: WyomingCode) -> None:
     """Stop the connection's background work first, so nothing follows the error event."""
     conn.closed = True
     await conn.cancel_tasks()

@@ -19,6 +19,7 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 
 from voice_common.audio import AudioFormatError, PcmConverter
+from voice_common.errors import WyomingCode
 from voice_common.metrics import LATENCY_BUCKETS, ServiceMetrics
 from voice_common.protocol import ProtocolError
 from voice_common.server import Connection, Limits, SessionSlots
@@ -83,7 +84,7 @@ class SttConnection(Connection):
             await self.write(Pong(text=Ping.from_event(event).text).event())
         elif Transcribe.is_type(event.type):
             if self._decoder is not None:
-                raise ProtocolError("transcribe received during an audio stream", "bad_request")
+                raise ProtocolError("transcribe received during an audio stream", WyomingCode.BAD_REQUEST)
             self._request = Transcribe.from_event(event)
         elif AudioStart.is_type(event.type):
             await self._start(AudioStart.from_event(event))
@@ -104,12 +105,12 @@ class SttConnection(Connection):
             raise ProtocolError(
                 f"language {request.language or config.language!r} is not supported by model "
                 f"{config.model!r} (supported: {', '.join(languages[:10])}{'...' if len(languages) > 10 else ''})",
-                "unsupported_language",
+                WyomingCode.UNSUPPORTED_LANGUAGE,
             )
         hotwords: list[str] = []
         for item in (request.transcript_names or []) + (request.transcript_terms or []):
             if not isinstance(item, str):
-                raise ProtocolError("transcript_names/terms must be strings", "bad_request")
+                raise ProtocolError("transcript_names/terms must be strings", WyomingCode.BAD_REQUEST)
             item = item.strip()
             if item and item not in hotwords and len(hotwords) < MAX_HOTWORDS:
                 if sum(len(h) + 1 for h in hotwords) + len(item) > MAX_HOTWORD_CHARS:
@@ -124,15 +125,15 @@ class SttConnection(Connection):
 
     async def _start(self, start: AudioStart) -> None:
         if self._decoder is not None:
-            raise ProtocolError("audio-start received twice", "bad_request")
+            raise ProtocolError("audio-start received twice", WyomingCode.BAD_REQUEST)
         try:
             self._converter = PcmConverter(start.rate, start.width, start.channels)
         except AudioFormatError as err:
-            raise ProtocolError(str(err), "invalid_format") from err
+            raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         options = self._options()
         if not self.service.slots.try_acquire():
             raise ProtocolError(
-                f"server busy: {self.service.slots.limit} transcriptions already in progress", "busy"
+                f"server busy: {self.service.slots.limit} transcriptions already in progress", WyomingCode.BUSY
             )
         self._has_slot = True
         self.service.metrics.active_sessions.inc()
@@ -156,35 +157,35 @@ class SttConnection(Connection):
 
     def _chunk(self, event: Event) -> None:
         if self._decoder is None or self._converter is None:
-            raise ProtocolError("audio-chunk received before audio-start", "bad_request")
+            raise ProtocolError("audio-chunk received before audio-start", WyomingCode.BAD_REQUEST)
         try:
             chunk = AudioChunk.from_event(event)
         except (KeyError, TypeError) as err:
-            raise ProtocolError("audio-chunk without rate/width/channels", "invalid_format") from err
+            raise ProtocolError("audio-chunk without rate/width/channels", WyomingCode.INVALID_FORMAT) from err
         conv = self._converter
         if (chunk.rate, chunk.width, chunk.channels) != (conv.rate, conv.width, conv.channels):
             raise ProtocolError(
                 f"audio-chunk format {chunk.rate}/{chunk.width}/{chunk.channels} differs from "
                 f"audio-start {conv.rate}/{conv.width}/{conv.channels}",
-                "invalid_format",
+                WyomingCode.INVALID_FORMAT,
             )
         try:
             samples = conv.convert(chunk.audio or b"")
         except AudioFormatError as err:
-            raise ProtocolError(str(err), "invalid_format") from err
+            raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         limit = self.service.config.max_audio_seconds
         if self._decoder.samples + samples.size > limit * 16000:
-            raise ProtocolError(f"audio longer than the limit of {limit:g} s", "too_large")
+            raise ProtocolError(f"audio longer than the limit of {limit:g} s", WyomingCode.TOO_LARGE)
         self._decoder.add(samples)
 
     async def _stop(self) -> None:
         decoder, converter = self._decoder, self._converter
         if decoder is None or converter is None:
-            raise ProtocolError("audio-stop received before audio-start", "bad_request")
+            raise ProtocolError("audio-stop received before audio-start", WyomingCode.BAD_REQUEST)
         try:
             decoder.add(converter.flush())
         except AudioFormatError as err:
-            raise ProtocolError(str(err), "invalid_format") from err
+            raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         stop_at = time.perf_counter()
         result = await decoder.finish()
         metrics, backend = self.service.metrics, self.service.engine.backend.name
@@ -217,7 +218,7 @@ class SttConnection(Connection):
             self.service.slots.release()
             self.service.metrics.active_sessions.dec()
 
-    async def send_error(self, text: str, code: str) -> None:
+    async def send_error(self, text: str, code: WyomingCode) -> None:
         self.service.metrics.errors.labels(code).inc()
         await super().send_error(text, code)
 

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field, replace
 
 from voice_common.audio import PcmConverter, float_to_pcm16
-from voice_common.protocol import ProtocolError
 
 from .backends import SynthesisOptions, TtsBackend, VoiceSpec
 from .backends.base import language_matches, normalize_language
@@ -30,6 +29,18 @@ WARM_UP_TEXT = "Hello, ready."
 
 class SynthesisFailed(RuntimeError):
     """Every backend in the chain failed on a piece of text."""
+
+
+class UnknownVoice(LookupError):
+    """No loaded backend has a voice of the requested name."""
+
+
+class UnknownSpeaker(LookupError):
+    """The chosen voice has no speaker of the requested name or number."""
+
+
+class UnsupportedLanguage(LookupError):
+    """No loaded voice speaks the requested language."""
 
 
 @dataclass(frozen=True)
@@ -101,16 +112,17 @@ class Engine:
 
     # -- resolving a request ----------------------------------------------
     def plan(self, name: str | None, language: str | None, speaker: str | None, speed: float) -> Plan:
-        """Pick the voice for a request; raises ProtocolError for what no backend has."""
+        """Pick the voice for a request; UnknownVoice, UnsupportedLanguage or UnknownSpeaker
+        for what no backend has."""
         base = SynthesisOptions(speed=speed, language=normalize_language(language) if language else None)
         if name:
             first = self._by_name(name)
             if first is None:
-                raise ProtocolError(f"unknown voice {name!r}", "unknown_voice")
+                raise UnknownVoice(f"unknown voice {name!r}")
         elif language:
             stand_ins = self._stand_ins((language,), exclude=None, options=base)
             if not stand_ins:
-                raise ProtocolError(f"no voice speaks {language!r}", "unsupported_language")
+                raise UnsupportedLanguage(f"no voice speaks {language!r}")
             first = (stand_ins[0].backend, stand_ins[0].voice)
         else:
             first = (self.loaded[0], self.loaded[0].voices()[0])
@@ -118,7 +130,7 @@ class Engine:
         if speaker is None and self.default_speaker and _known_speaker(self.default_speaker, spec.speakers):
             speaker = self.default_speaker
         if speaker is not None and spec.speakers and not _known_speaker(speaker, spec.speakers):
-            raise ProtocolError(f"voice {spec.name!r} has no speaker {speaker!r}", "unknown_speaker")
+            raise UnknownSpeaker(f"voice {spec.name!r} has no speaker {speaker!r}")
         options = replace(base, speaker=speaker if spec.speakers else None)
         languages = (language,) if language and not name else spec.languages
         return Plan([Candidate(backend, spec, options), *self._stand_ins(languages, exclude=backend, options=base)])
