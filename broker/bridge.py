@@ -24,7 +24,7 @@ from voice_common.errors import MqttCode
 from voice_common.server import SessionSlots
 
 from .chat import Conversations
-from .config import MODES, Limits
+from .config import MODES, BridgeConfig
 from .hass import discovery_messages
 from .metrics import BrokerMetrics
 from .mqtt import Inbound, MqttLink
@@ -33,7 +33,7 @@ from .replies import JSON, Replies, ReplyTo, SessionError, reply_to
 from .services import ServicePool
 from .session import Deps, Session
 from .settings import SettingsStore
-from .stt import Stop, SttRequest, SttResult, SttSession
+from .stt import CHANNELS, RATES, WIDTHS, Stop, SttRequest, SttResult, SttSession
 from .topics import ID_RE, Route, Topics
 from .tts import TtsSession, Voice
 
@@ -45,20 +45,19 @@ MAX_PENDING_ERRORS = 1024
 class Bridge:
     """Implements `LinkHandler` for the MQTT link."""
 
-    def __init__(self, config, link: MqttLink, pool: ServicePool, store: SettingsStore,
+    def __init__(self, config: BridgeConfig, link: MqttLink, pool: ServicePool, store: SettingsStore,
                  metrics: BrokerMetrics) -> None:
         self.config = config
         self.link = link
         self.store = store
         self.metrics = metrics
         self.topics = Topics(config.prefix, config.ha_prefix)
-        self.limits = Limits.from_config(config)
         self.replies = Replies(link, self.topics)
-        self.deps = Deps(pool, self.replies, self.limits, metrics, self.topics)
-        self.slots = SessionSlots(self.limits.max_sessions)
+        self.deps = Deps(pool, self.replies, config, metrics, self.topics)
+        self.slots = SessionSlots(config.max_sessions)
         self.stt: dict[str, SttSession] = {}
         self.tts: dict[str, TtsSession] = {}
-        self.conversations = Conversations(link, self.replies, self.topics, self, self.limits.chat_timeout)
+        self.conversations = Conversations(link, self.replies, self.topics, self, config.chat_timeout)
         self._pending: deque[tuple[ReplyTo, SessionError]] = deque(maxlen=MAX_PENDING_ERRORS)
         self._handlers: dict[str, Callable[[Route, Inbound], Awaitable[None]]] = {
             "stt.start": self._stt_start, "stt.audio": self._stt_audio, "stt.stop": self._stt_stop,
@@ -104,17 +103,17 @@ class Bridge:
         return sorted(set(self.config.sites) | set(self.store.sites))
 
     async def publish_info(self) -> None:
-        limits = self.limits
+        config = self.config
         info = {
             "api": 1, "version": __version__, "mqtt_protocol": "5" if self.link.v5 else "3.1.1",
             "services": [s.summary() for s in self.deps.pool.services],
-            "stt": {"rates": list(limits.rates), "widths": list(limits.widths), "channels": list(limits.channels),
-                    "max_audio_seconds": limits.max_audio_seconds, "max_chunk_bytes": limits.max_chunk_bytes},
-            "tts": {"max_text_chars": limits.max_text_chars, "audio_chunk_bytes": limits.audio_chunk_bytes},
-            "limits": {"max_sessions": limits.max_sessions, "idle_timeout": limits.idle_timeout,
-                       "max_control_bytes": limits.max_control_bytes},
-            "modes": list(MODES), "default_mode": self.config.default_mode,
-            "reply_prefixes": list(self.config.reply_prefix), "group": self.config.group,
+            "stt": {"rates": list(RATES), "widths": list(WIDTHS), "channels": list(CHANNELS),
+                    "max_audio_seconds": config.max_audio_seconds, "max_chunk_bytes": config.max_chunk_bytes},
+            "tts": {"max_text_chars": config.max_text_chars, "audio_chunk_bytes": config.audio_chunk_bytes},
+            "limits": {"max_sessions": config.max_sessions, "idle_timeout": config.idle_timeout,
+                       "max_control_bytes": config.max_control_bytes},
+            "modes": list(MODES), "default_mode": config.default_mode,
+            "reply_prefixes": list(config.reply_prefix), "group": config.group,
         }
         await self.link.publish(self.topics.info, json.dumps(info).encode(), qos=1, retain=True,
                                 properties=self.link.properties(content_type=JSON))
@@ -168,7 +167,7 @@ class Bridge:
         if site in registry:
             raise SessionError(f"site {site} already has a {what.upper()} session", MqttCode.BUSY)
         if not self.slots.try_acquire():
-            raise SessionError(f"{self.limits.max_sessions} sessions already in progress", MqttCode.BUSY)
+            raise SessionError(f"{self.config.max_sessions} sessions already in progress", MqttCode.BUSY)
 
     def _start(self, session: Session, registry: dict) -> None:
         registry[session.site] = session
@@ -229,7 +228,7 @@ class Bridge:
             await self.conversations.request(session.site, session.ident, result.text, result.language)
 
     def _reply(self, base: str, msg: Inbound) -> ReplyTo:
-        return reply_to(base, msg, tuple(self.config.reply_prefix), self.limits.max_correlation_bytes)
+        return reply_to(base, msg, self.config.reply_prefix)
 
     # -- STT -------------------------------------------------------------------
     async def _stt_start(self, route: Route, msg: Inbound) -> None:
@@ -237,8 +236,8 @@ class Bridge:
         reply = ReplyTo(base)
         try:
             reply = self._reply(base, msg)
-            data = parse_json(msg.payload, self.limits.max_control_bytes)
-            request = SttRequest.parse(data, self.limits, self.store.get(route.site).language)
+            data = parse_json(msg.payload, self.config.max_control_bytes)
+            request = SttRequest.parse(data, self.store.get(route.site).language)
             self._admit(route.site, self.stt, "stt")
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
@@ -263,7 +262,7 @@ class Bridge:
         if session is None:
             return
         try:
-            session.stop(Stop.parse(parse_json(msg.payload, self.limits.max_control_bytes)))
+            session.stop(Stop.parse(parse_json(msg.payload, self.config.max_control_bytes)))
         except SessionError as err:
             session.closed = True
             session.fail(err)
@@ -280,8 +279,8 @@ class Bridge:
         try:
             if text is not None and not text.strip():
                 raise SessionError("no text to speak", MqttCode.INVALID_REQUEST)
-            if text is not None and len(text) > self.limits.max_text_chars:
-                raise SessionError(f"text longer than {self.limits.max_text_chars} characters", MqttCode.TOO_LARGE)
+            if text is not None and len(text) > self.config.max_text_chars:
+                raise SessionError(f"text longer than {self.config.max_text_chars} characters", MqttCode.TOO_LARGE)
             voice = Voice.parse(options).over(self.store.get(site).voice_defaults())
             self._admit(site, self.tts, "tts")
         except SessionError as err:
@@ -296,9 +295,9 @@ class Bridge:
         reply = ReplyTo(self.topics.tts_base(route.site, rid or uuid.uuid4().hex[:16]))
         try:
             if streaming:
-                data = parse_json(msg.payload, self.limits.max_control_bytes)
+                data = parse_json(msg.payload, self.config.max_control_bytes)
             else:
-                data = parse_say(msg.payload, self.limits.max_control_bytes + 4 * self.limits.max_text_chars)
+                data = parse_say(msg.payload, self.config.max_control_bytes + 4 * self.config.max_text_chars)
             if rid is None:  # site-level say: the id may come in the payload
                 given = data.get("id")
                 if given is not None:
@@ -359,8 +358,8 @@ class Bridge:
         site = route.site
         known = site in self.sites()
         try:
-            update = parse_json(msg.payload, self.limits.max_control_bytes)
-            self.store.update(site, update, self.limits.max_sites)
+            update = parse_json(msg.payload, self.config.max_control_bytes)
+            self.store.update(site, update, self.config.max_sites)
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
             with contextlib.suppress(aiomqtt.MqttError):

@@ -19,6 +19,8 @@ from .mqtt import Inbound, MqttLink
 from .topics import Topics
 
 JSON = "application/json"
+#: Longest MQTT v5 Correlation Data accepted on a request.
+MAX_CORRELATION_BYTES = 256
 
 
 class SessionError(WireError):
@@ -50,18 +52,18 @@ class ReplyTo:
         return self.deadline is not None and time.monotonic() > self.deadline
 
 
-def reply_to(base: str, msg: Inbound, prefixes: tuple[str, ...], max_correlation: int) -> ReplyTo:
+def reply_to(base: str, msg: Inbound, reply_prefix: tuple[str, ...]) -> ReplyTo:
     """Validate a request's v5 reply properties; raises SessionError (answered on `base`)."""
     deadline = None if msg.expiry is None else msg.received + msg.expiry
-    if msg.correlation is not None and len(msg.correlation) > max_correlation:
-        raise SessionError(f"Correlation Data longer than {max_correlation} bytes", MqttCode.INVALID_REQUEST)
+    if msg.correlation is not None and len(msg.correlation) > MAX_CORRELATION_BYTES:
+        raise SessionError(f"Correlation Data longer than {MAX_CORRELATION_BYTES} bytes", MqttCode.INVALID_REQUEST)
     if msg.response_topic is None:
         return ReplyTo(base, None, msg.correlation, deadline)
     topic = msg.response_topic
     if (
         any(ch in topic for ch in "#+\0")
         or len(topic) > 256
-        or not any(topic.startswith(prefix) and len(topic) > len(prefix) for prefix in prefixes)
+        or not any(topic.startswith(prefix) and len(topic) > len(prefix) for prefix in reply_prefix)
     ):
         raise SessionError("Response Topic is outside the allowed prefixes", MqttCode.INVALID_REQUEST)
     return ReplyTo(base, topic, msg.correlation, deadline)

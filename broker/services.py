@@ -17,6 +17,7 @@ from typing import AsyncIterator
 
 from wyoming.info import Info
 
+from .metrics import BrokerMetrics
 from .wyoming_client import ServiceFailure, describe
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ class Service:
 
 
 class ServicePool:
-    def __init__(self, timeout: float, metrics=None) -> None:
-        self._timeout = timeout
+    def __init__(self, connect_timeout: float, metrics: BrokerMetrics | None = None) -> None:
+        self._connect_timeout = connect_timeout
         self._metrics = metrics
         self._services: dict[str, Service] = {}
         self._uses = itertools.count(1)
@@ -91,7 +92,7 @@ class ServicePool:
     async def check(self, service: Service) -> None:
         was = (service.healthy, frozenset(service.kinds))
         try:
-            info = await describe(service.uri, self._timeout)
+            info = await describe(service.uri, self._connect_timeout)
         except ServiceFailure as err:
             if service.healthy:
                 _LOGGER.warning("service %s is down: %s", service.name, err)

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from voice_common.errors import MqttCode
 
-from .config import Limits
+from .config import SessionConfig
 from .metrics import BrokerMetrics
 from .replies import Replies, ReplyTo, SessionError
 from .services import Service, ServicePool
@@ -33,7 +33,7 @@ class Deps:
 
     pool: ServicePool
     replies: Replies
-    limits: Limits
+    config: SessionConfig
     metrics: BrokerMetrics
     topics: Topics
 
@@ -78,7 +78,7 @@ class Session:
         """The next inbox item; raises SessionError on timeout, cancel or a queued error."""
         if self.interrupted:  # ended from outside (outage, shutdown); normally by cancellation
             raise asyncio.CancelledError
-        timeout = self.deps.limits.idle_timeout if timeout is None else timeout
+        timeout = self.deps.config.idle_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(timeout):  # unlike wait_for (3.11), never swallows a cancel
                 item = await self.inbox.get()

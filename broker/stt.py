@@ -30,7 +30,6 @@ from wyoming.error import Error
 from voice_common.audio import AudioFormatError, check_format
 from voice_common.errors import MqttCode
 
-from .config import Limits
 from .replies import ReplyTo, SessionError
 from .services import Service
 from .session import Deps, Session, backend_error
@@ -40,6 +39,12 @@ _LOGGER = logging.getLogger(__name__)
 
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")
 NAME_RE = re.compile(r"^[^\x00-\x1f]{1,128}$")
+#: Audio formats accepted in `start` (anything else: invalid_format); `voice/info` lists them.
+RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+WIDTHS = (2, 4)
+CHANNELS = (1, 2)
+#: A `stop` may announce at most this share of chunks lost before the result is an error.
+MAX_LOST_SHARE = 0.1
 
 
 def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
@@ -61,17 +66,17 @@ class SttRequest:
     model: str | None = None
 
     @classmethod
-    def parse(cls, data: dict[str, Any], limits: Limits, default_language: str | None) -> "SttRequest":
+    def parse(cls, data: dict[str, Any], default_language: str | None) -> SttRequest:
         try:
             rate, width, channels = check_format(
                 data.get("rate", 16000), data.get("width", 2), data.get("channels", 1)
             )
         except AudioFormatError as err:
             raise SessionError(str(err), MqttCode.INVALID_FORMAT) from None
-        if rate not in limits.rates or width not in limits.widths or channels not in limits.channels:
+        if rate not in RATES or width not in WIDTHS or channels not in CHANNELS:
             raise SessionError(
-                f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(limits.rates)}, "
-                f"widths {list(limits.widths)}, channels {list(limits.channels)})",
+                f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(RATES)}, "
+                f"widths {list(WIDTHS)}, channels {list(CHANNELS)})",
                 MqttCode.INVALID_FORMAT,
             )
         partials = data.get("partials", False)
@@ -113,7 +118,7 @@ class SttSession(Session):
         self.request = request
         self.frame = request.width * request.channels
         self.bytes_per_second = request.rate * self.frame
-        self.max_bytes = int(deps.limits.max_audio_seconds * self.bytes_per_second)
+        self.max_bytes = int(deps.config.max_audio_seconds * self.bytes_per_second)
         self.received_bytes = 0
         self.received_chunks = 0
         self.closed = False  # no more input accepted (stopped, failed or cancelled)
@@ -127,11 +132,11 @@ class SttSession(Session):
         """Queue one audio message, of any byte count (frames are reassembled in `_frames`)."""
         if self.closed:
             return
-        if len(chunk) > self.deps.limits.max_chunk_bytes:
+        if len(chunk) > self.deps.config.max_chunk_bytes:
             self._close(SessionError("audio chunk larger than the limit", MqttCode.TOO_LARGE))
         elif self.received_bytes + len(chunk) > self.max_bytes:
             self._close(SessionError(
-                f"audio longer than {self.deps.limits.max_audio_seconds:g} s", MqttCode.TOO_LARGE))
+                f"audio longer than {self.deps.config.max_audio_seconds:g} s", MqttCode.TOO_LARGE))
         else:
             self.received_bytes += len(chunk)
             self.received_chunks += 1
@@ -182,7 +187,7 @@ class SttSession(Session):
         if stop.nbytes:
             shares.append((stop.nbytes - self.received_bytes) / stop.nbytes)
         lost = max(shares, default=0.0)
-        if lost > self.deps.limits.max_lost_share:
+        if lost > MAX_LOST_SHARE:
             raise SessionError(
                 f"{stop.chunks} chunks / {stop.nbytes} bytes announced, "
                 f"{self.received_chunks} / {self.received_bytes} received",
@@ -210,9 +215,9 @@ class SttSession(Session):
         `--backend-timeout` plus `--stt-timeout-factor` x the audio's seconds, at most
         `--stt-timeout-max`: a fixed bound would fail long utterances on slow CPUs.
         """
-        limits = self.deps.limits
+        config = self.deps.config
         seconds = self.received_bytes / self.bytes_per_second
-        return min(limits.stt_timeout_max, limits.backend_timeout + limits.stt_timeout_factor * seconds)
+        return min(config.stt_timeout_max, config.backend_timeout + config.stt_timeout_factor * seconds)
 
     async def _transcript(self, reader: asyncio.Future, service: Service) -> Transcript:
         """Wait for the reader's transcript, at most `result_timeout()` s.
@@ -237,10 +242,10 @@ class SttSession(Session):
         return AudioChunk(rate=req.rate, width=req.width, channels=req.channels, audio=audio).event()
 
     async def _attempt(self, service: Service) -> Transcript:
-        limits = self.deps.limits
+        config = self.deps.config
         req = self.request
-        async with ServiceClient(service.uri, connect_timeout=limits.connect_timeout,
-                                 read_timeout=limits.backend_timeout) as client:
+        async with ServiceClient(service.uri, connect_timeout=config.connect_timeout,
+                                 read_timeout=config.backend_timeout) as client:
             await client.write_event(Transcribe(name=req.model, language=req.language).event())
             await client.write_event(AudioStart(rate=req.rate, width=req.width, channels=req.channels).event())
             for audio in self._audio:

@@ -102,10 +102,10 @@ class TtsSession(Session):
         if self.closed:
             return
         self.chars += len(text)
-        if self.chars > self.deps.limits.max_text_chars:
+        if self.chars > self.deps.config.max_text_chars:
             self.closed = True
             self.fail(SessionError(
-                f"text longer than {self.deps.limits.max_text_chars} characters", MqttCode.TOO_LARGE))
+                f"text longer than {self.deps.config.max_text_chars} characters", MqttCode.TOO_LARGE))
         elif text:
             self.inbox.put_nowait(text)
 
@@ -135,10 +135,10 @@ class TtsSession(Session):
         })
 
     async def _attempt(self, service: Service) -> None:
-        limits = self.deps.limits
+        config = self.deps.config
         voice = self.voice.wyoming()
-        async with ServiceClient(service.uri, connect_timeout=limits.connect_timeout,
-                                 read_timeout=limits.backend_timeout) as client:
+        async with ServiceClient(service.uri, connect_timeout=config.connect_timeout,
+                                 read_timeout=config.backend_timeout) as client:
             if not service.streaming.get("tts") or self.ended:
                 while not self.ended:  # collect the whole text first
                     self._take(await self.next_item())
@@ -216,7 +216,7 @@ class TtsSession(Session):
             return
         audio = AudioChunk.from_event(event).audio or b""
         frame = width * channels
-        step = max(frame, self.deps.limits.audio_chunk_bytes // frame * frame)
+        step = max(frame, self.deps.config.audio_chunk_bytes // frame * frame)
         content_type = pcm_type(rate, width, channels)
         for start in range(0, len(audio), step):
             piece = audio[start:start + step]

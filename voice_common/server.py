@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from wyoming.error import Error
 from wyoming.event import Event
@@ -21,6 +20,7 @@ from wyoming.event import Event
 from .errors import WyomingCode
 from .listen import Listener
 from .protocol import ClientGone, ProtocolError, read_event, write_event
+from .settings import ConnectionLimits
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,24 +31,8 @@ HEADER_LINE_LIMIT = 1024 * 1024
 SHUTDOWN_SECONDS = 0.9
 SHUTDOWN_GRACE = 0.6
 SHUTDOWN_LINGER = 0.3
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_frame_bytes: int = 4 * 1024 * 1024
-    idle_timeout: float = 30.0
-    read_timeout: float = 10.0
-    write_timeout: float = 30.0
-    max_connections: int = 64
-
-    @classmethod
-    def from_config(cls, config) -> "Limits":
-        return cls(
-            max_frame_bytes=config.max_frame_bytes,
-            idle_timeout=config.idle_timeout,
-            read_timeout=config.read_timeout,
-            max_connections=config.max_connections,
-        )
+#: A client that stops reading for this long while we write to it counts as gone.
+WRITE_TIMEOUT = 30.0
 
 
 class Connection:
@@ -58,7 +42,7 @@ class Connection:
     background tasks with `spawn`; those are cancelled when the client goes.
     """
 
-    def __init__(self, writer: asyncio.StreamWriter, limits: Limits) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> None:
         self._writer = writer
         self._limits = limits
         self._tasks: set[asyncio.Task] = set()
@@ -76,7 +60,7 @@ class Connection:
 
     async def write(self, event: Event) -> None:
         async with self._write_lock:
-            await write_event(event, self._writer, self._limits.write_timeout)
+            await write_event(event, self._writer, WRITE_TIMEOUT)
 
     async def send_error(self, text: str, code: WyomingCode) -> None:
         """Send an error event; the runtime closes the connection afterwards."""
@@ -108,13 +92,13 @@ class Connection:
                 await task
 
 
-ConnectionFactory = Callable[[asyncio.StreamWriter, Limits], Connection]
+ConnectionFactory = Callable[[asyncio.StreamWriter, ConnectionLimits], Connection]
 
 
 class WyomingServer:
     """Accepts connections and drives a `Connection` per client."""
 
-    def __init__(self, uri: str, factory: ConnectionFactory, limits: Limits) -> None:
+    def __init__(self, uri: str, factory: ConnectionFactory, limits: ConnectionLimits) -> None:
         self.uri = uri
         self._factory = factory
         self._limits = limits

@@ -22,9 +22,11 @@ from voice_common.audio import AudioFormatError, PcmConverter
 from voice_common.errors import WyomingCode
 from voice_common.metrics import LATENCY_BUCKETS, ServiceMetrics
 from voice_common.protocol import ProtocolError
-from voice_common.server import Connection, Limits, SessionSlots
+from voice_common.server import Connection, SessionSlots
+from voice_common.settings import ConnectionLimits
 
 from .backends import DecodeOptions
+from .config import SttConfig
 from .engine import Engine
 from .streaming import StreamingDecoder
 
@@ -50,14 +52,14 @@ class SttMetrics(ServiceMetrics):
 class SttService:
     """What all connections share: the engine, settings, info, limits, metrics."""
 
-    def __init__(self, config, engine: Engine, metrics: SttMetrics, info: Info) -> None:
+    def __init__(self, config: SttConfig, engine: Engine, metrics: SttMetrics, info: Info) -> None:
         self.config = config
         self.engine = engine
         self.metrics = metrics
         self.info = info
         self.slots = SessionSlots(config.max_sessions)
 
-    def connection(self, writer: asyncio.StreamWriter, limits: Limits) -> "SttConnection":
+    def connection(self, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> SttConnection:
         return SttConnection(self, writer, limits)
 
 
@@ -69,7 +71,7 @@ def normalize_language(language: str | None) -> str | None:
 
 
 class SttConnection(Connection):
-    def __init__(self, service: SttService, writer: asyncio.StreamWriter, limits: Limits) -> None:
+    def __init__(self, service: SttService, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> None:
         super().__init__(writer, limits)
         self.service = service
         self._request: Transcribe | None = None

@@ -22,8 +22,11 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from voice_common.errors import WyomingCode
 from voice_common.protocol import ClientGone, ProtocolError
-from voice_common.server import Connection, Limits, SessionSlots
+from voice_common.server import Connection, SessionSlots
+from voice_common.settings import ConnectionLimits
+from voice_common.voice import check_speed
 
+from .config import TtsConfig
 from .engine import Engine, Plan, SynthesisFailed, UnknownSpeaker, UnknownVoice, UnsupportedLanguage
 from .metrics import TtsMetrics
 from .pipeline import AudioPipeline
@@ -31,7 +34,6 @@ from .text import SentenceBuffer, split_sentences
 
 _LOGGER = logging.getLogger(__name__)
 _SSML_TAG = re.compile(r"<[^>]*>")
-MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 @dataclass
@@ -42,11 +44,7 @@ class TtsService:
     metrics: TtsMetrics
     slots: SessionSlots
     info: Event
-    samples_per_chunk: int
-    max_text_chars: int
-    default_speed: float = 1.0
-    #: Seconds of silence between sentences (--sentence-silence).
-    sentence_silence: float = 0.0
+    config: TtsConfig
 
 
 @dataclass
@@ -59,7 +57,7 @@ class _Stream:
 
 
 class TtsConnection(Connection):
-    def __init__(self, writer: asyncio.StreamWriter, limits: Limits, service: TtsService) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, limits: ConnectionLimits, service: TtsService) -> None:
         super().__init__(writer, limits)
         self._service = service
         self._stream: _Stream | None = None
@@ -201,8 +199,8 @@ class TtsConnection(Connection):
     # -- shared ------------------------------------------------------------
     def _pipeline(self, plan: Plan) -> AudioPipeline:
         service = self._service
-        return AudioPipeline(service.engine, plan, self.write, service.samples_per_chunk, self._alive,
-                             sentence_silence=service.sentence_silence)
+        return AudioPipeline(service.engine, plan, self.write, service.config.samples_per_chunk, self._alive,
+                             sentence_silence=service.config.sentence_silence)
 
     def _alive(self) -> bool:
         """False as soon as the transport saw the connection drop, even while no event is being read."""
@@ -213,11 +211,12 @@ class TtsConnection(Connection):
         if not isinstance(voice, dict):
             raise ProtocolError("'voice' must be an object", WyomingCode.BAD_REQUEST)
         name, language, speaker = (_optional_str(voice, key) for key in ("name", "language", "speaker"))
-        speed = data.get("speed", voice.get("speed", self._service.default_speed))
-        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
-            raise ProtocolError(f"'speed' must be a number from {MIN_SPEED} to {MAX_SPEED}", WyomingCode.BAD_REQUEST)
         try:
-            return self._service.engine.plan(name, language, speaker, float(speed))
+            speed = check_speed(data.get("speed", voice.get("speed", self._service.config.speed)))
+        except ValueError as err:
+            raise ProtocolError(str(err), WyomingCode.BAD_REQUEST) from err
+        try:
+            return self._service.engine.plan(name, language, speaker, speed)
         except UnknownVoice as err:
             raise ProtocolError(str(err), WyomingCode.UNKNOWN_VOICE) from err
         except UnknownSpeaker as err:
@@ -226,10 +225,9 @@ class TtsConnection(Connection):
             raise ProtocolError(str(err), WyomingCode.UNSUPPORTED_LANGUAGE) from err
 
     def _check_size(self, chars: int) -> None:
-        if chars > self._service.max_text_chars:
-            raise ProtocolError(
-                f"text of {chars} characters exceeds the limit of {self._service.max_text_chars}", WyomingCode.TOO_LARGE
-            )
+        limit = self._service.config.max_text_chars
+        if chars > limit:
+            raise ProtocolError(f"text of {chars} characters exceeds the limit of {limit}", WyomingCode.TOO_LARGE)
 
     def _acquire(self) -> None:
         if not self._service.slots.try_acquire():

@@ -12,6 +12,7 @@ import numpy as np
 
 from voice_common.models import ModelError, assemble_parts, package_dir, verify_sha256
 
+from ..config import WhisperConfig
 from .base import DecodeOptions, ModelDescription, SttBackend, Transcription, VadStream
 from .short_context import FULL_WINDOW, encoder_frames, hallucinated
 from .whisper_model import CachingWhisperModel
@@ -62,7 +63,7 @@ def resolve_device(device: str) -> str:
 class FasterWhisperBackend(SttBackend):
     name = "faster-whisper"
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: WhisperConfig) -> None:
         self._config = config
         self._model = None
         self._source = config.model

@@ -20,6 +20,7 @@ import numpy as np
 from voice_common.audio import float_to_pcm16
 from voice_common.models import ModelError, assemble_parts, package_dir
 
+from ..config import KokoroConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec, language_matches
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class KokoroBackend(TtsBackend):
     #: short sentence and leave a gap in playback.
     short_first_piece = False
 
-    def __init__(self, config, default_voice: str | None) -> None:
+    def __init__(self, config: KokoroConfig, default_voice: str | None) -> None:
         self._model_path = Path(config.kokoro_model).expanduser() if config.kokoro_model else None
         self._voices_path = Path(config.kokoro_voices).expanduser() if config.kokoro_voices else None
         self._torch_dir = Path(config.kokoro_torch_dir).expanduser() if config.kokoro_torch_dir else None

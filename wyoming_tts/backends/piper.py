@@ -15,6 +15,7 @@ from typing import Iterator
 
 from voice_common.models import ModelError, package_dir, verify_sha256
 
+from ..config import PiperConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ ATTRIBUTION = ("Piper (Open Home Foundation)", "https://github.com/OHF-Voice/pip
 class PiperBackend(TtsBackend):
     name = "piper"
 
-    def __init__(self, config, default_voice: str | None) -> None:
+    def __init__(self, config: PiperConfig, default_voice: str | None) -> None:
         self._default = default_voice or BUNDLED_VOICE
         self._voices_dir = Path(config.voices_dir).expanduser() if config.voices_dir else None
         self._download_dir = Path(config.download_dir).expanduser()
