@@ -7,6 +7,7 @@ key); the result is published retained on `voice/site/{site}/settings`.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, replace
@@ -19,6 +20,8 @@ from .config import MODES
 from .replies import SessionError
 from .stt import LANGUAGE_RE, NAME_RE, optional_str
 from .tts import Voice, parse_speed
+
+_LOGGER = logging.getLogger(__name__)
 
 FIELDS = ("mode", "voice", "speaker", "speed", "language")
 
@@ -56,6 +59,20 @@ class SiteSettings:
         return Voice(self.voice, self.speaker, self.language, self.speed)
 
 
+def _valid_fields(site: str, stored: dict[str, Any]) -> SiteSettings:
+    """Stored settings, each field checked as `settings/set` checks it today: one that is no
+    longer valid (a speed outside today's range) is dropped, and the site keeps the rest."""
+    settings = SiteSettings()
+    for key, value in stored.items():
+        if key not in FIELDS:
+            continue
+        try:
+            settings = settings.merged({key: value})
+        except SessionError as err:
+            _LOGGER.warning("site %s: stored %s dropped (%s)", site, key, err.text)
+    return settings
+
+
 class SettingsStore:
     """Settings of every site, in memory and in one SQLite table."""
 
@@ -73,9 +90,10 @@ class SettingsStore:
         for site, text in self._db.execute("SELECT site, settings FROM site_settings"):
             try:
                 stored = json.loads(text)
-                self._sites[site] = SiteSettings().merged({k: v for k, v in stored.items() if k in FIELDS})
-            except (ValueError, SessionError):
+            except ValueError:
                 continue  # an unreadable row is skipped, not fatal
+            if isinstance(stored, dict):
+                self._sites[site] = _valid_fields(site, stored)
 
     @property
     def sites(self) -> list[str]:

@@ -20,6 +20,7 @@ from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
 from voice_common.errors import MqttCode
+from voice_common.voice import check_speed
 
 from .replies import ReplyTo, SessionError, pcm_type
 from .services import Service
@@ -29,15 +30,15 @@ from .wyoming_client import BackendBusy, ServiceClient
 
 _LOGGER = logging.getLogger(__name__)
 
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
-
-
 def parse_speed(value: Any) -> float | None:
+    """A request's or a site's `speed`, checked here against the range the TTS service takes,
+    so a speed it would refuse is an `invalid_request` before any service is asked."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_SPEED <= value <= MAX_SPEED:
-        raise SessionError(f"'speed' must be a number in {MIN_SPEED}..{MAX_SPEED}", MqttCode.INVALID_REQUEST)
-    return float(value)
+    try:
+        return check_speed(value)
+    except ValueError as err:
+        raise SessionError(str(err), MqttCode.INVALID_REQUEST) from None
 
 
 @dataclass(frozen=True)

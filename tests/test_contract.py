@@ -12,7 +12,9 @@ import re
 import pytest
 
 from helpers import REPO
+from mqtt_helpers import Probe, bridge, mosquitto, run, stt_server, tts_server  # noqa: F401  (fixtures)
 from voice_common.errors import MqttCode, WyomingCode
+from voice_common.settings import options_of
 
 
 def _error_table(doc: str, heading: str) -> set[str]:
@@ -119,3 +121,53 @@ def test_bridge_mistakes_are_one_line_and_exit_2(args, needle, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+# -- one speed range ---------------------------------------------------------------------------
+
+def test_one_speed_range_for_the_service_the_bridge_and_the_option():
+    from broker.replies import SessionError
+    from broker.tts import Voice
+    from voice_common.voice import MAX_SPEED, MIN_SPEED
+    from wyoming_tts.config import TtsConfig
+
+    assert (MIN_SPEED, MAX_SPEED) == (0.5, 2.0)  # what kokoro-onnx accepts; docs/tts.md and docs/mqtt.md say so
+    for text in ("docs/tts.md", "docs/mqtt.md"):
+        assert "0.5–2.0" in (REPO / text).read_text(), text
+    assert Voice.parse({"speed": 2}).speed == 2.0 and Voice.parse({"speed": 0.5}).speed == 0.5
+    for bad in (3, 0.25, 4.0, "fast", True):
+        with pytest.raises(SessionError) as err:
+            Voice.parse({"speed": bad})
+        assert err.value.code == "invalid_request" and "0.5 to 2.0" in err.value.text
+    assert {opt.name: opt for opt in options_of(TtsConfig)}["speed"].convert("2.0", "flag") == 2.0
+
+
+def test_speed_3_over_mqtt_is_refused_by_the_bridge_before_any_service(bridge, mosquitto):
+    """It used to pass the bridge (0.25-4.0), reach the TTS service (0.5-2.0) and come back
+    as backend_error; now the bridge answers invalid_request itself."""
+    async def scenario():
+        async with Probe(mosquitto, "voice/tts/kitchen/speed3/result/#") as probe:
+            await probe.publish("voice/tts/kitchen/speed3/say", {"text": "It is warm.", "speed": 3})
+            return await probe.next("voice/tts/kitchen/speed3/result/*", 10)
+
+    msg = run(scenario())
+    assert msg.topic.endswith("/result/error"), msg.topic
+    assert msg.json()["code"] == "invalid_request" and "0.5 to 2.0" in msg.json()["message"]
+
+
+def test_a_stored_speed_outside_the_range_is_dropped_and_the_rest_kept(tmp_path):
+    """Settings stored by a version that allowed speed 3 keep the site's mode and voice."""
+    import json
+    import sqlite3
+
+    from broker.settings import SettingsStore
+
+    path = tmp_path / "settings.sqlite3"
+    SettingsStore(str(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO site_settings VALUES (?, ?, 0)",
+                   ("den", json.dumps({"mode": "tts_only", "voice": "joe", "speed": 3.0})))
+    store = SettingsStore(str(path))
+    settings = store.get("den")
+    store.close()
+    assert (settings.mode, settings.voice, settings.speed) == ("tts_only", "joe", None)
