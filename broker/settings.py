@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from voice_common.errors import MqttCode
+from voice_common.language import LANGUAGE_TAG
 
 from .config import MODES
 from .replies import SessionError
-from .stt import LANGUAGE_RE, NAME_RE, optional_str
+from .stt import NAME_RE, optional_str
 from .tts import Voice, parse_speed
 
 _LOGGER = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class SiteSettings:
             voice=optional_str(values, "voice", NAME_RE),
             speaker=optional_str(values, "speaker", NAME_RE),
             speed=parse_speed(values.get("speed")),
-            language=optional_str(values, "language", LANGUAGE_RE),
+            language=optional_str(values, "language", LANGUAGE_TAG),
         )
 
     def public(self, default_mode: str) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from wyoming.asr import Transcribe, Transcript, TranscriptChunk
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 
-from voice_common.audio import AudioFormatError, check_format
+from voice_common.audio import SPEECH_RATE, AudioFormatError, check_format
 from voice_common.errors import MqttCode
+from voice_common.language import LANGUAGE_TAG
 
 from .replies import ReplyTo, SessionError
 from .services import Service
@@ -37,7 +38,6 @@ from .wyoming_client import BackendBusy, ServiceClient
 
 _LOGGER = logging.getLogger(__name__)
 
-LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")
 NAME_RE = re.compile(r"^[^\x00-\x1f]{1,128}$")
 #: Audio formats accepted in `start` (anything else: invalid_format); `voice/info` lists them.
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -58,7 +58,7 @@ def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
 
 @dataclass(frozen=True)
 class SttRequest:
-    rate: int = 16000
+    rate: int = SPEECH_RATE
     width: int = 2
     channels: int = 1
     language: str | None = None
@@ -69,7 +69,7 @@ class SttRequest:
     def parse(cls, data: dict[str, Any], default_language: str | None) -> SttRequest:
         try:
             rate, width, channels = check_format(
-                data.get("rate", 16000), data.get("width", 2), data.get("channels", 1)
+                data.get("rate", cls.rate), data.get("width", cls.width), data.get("channels", cls.channels)
             )
         except AudioFormatError as err:
             raise SessionError(str(err), MqttCode.INVALID_FORMAT) from None
@@ -82,7 +82,7 @@ class SttRequest:
         partials = data.get("partials", False)
         if not isinstance(partials, bool):
             raise SessionError("'partials' must be true or false", MqttCode.INVALID_REQUEST)
-        language = optional_str(data, "language", LANGUAGE_RE) or default_language
+        language = optional_str(data, "language", LANGUAGE_TAG) or default_language
         return cls(rate, width, channels, language, partials, optional_str(data, "model", NAME_RE))
 
 

@@ -20,12 +20,13 @@ from wyoming.event import Event
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
 from voice_common.errors import MqttCode
+from voice_common.language import LANGUAGE_TAG
 from voice_common.voice import check_speed
 
 from .replies import ReplyTo, SessionError, pcm_type
 from .services import Service
 from .session import Deps, Session, backend_error
-from .stt import LANGUAGE_RE, NAME_RE, optional_str
+from .stt import NAME_RE, optional_str
 from .wyoming_client import BackendBusy, ServiceClient
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Voice:
             raise SessionError("'voice' must be a name or an object", MqttCode.INVALID_REQUEST)
         return cls(
             optional_str(nested, "voice", NAME_RE), optional_str(nested, "speaker", NAME_RE),
-            optional_str(data, "language", LANGUAGE_RE), parse_speed(data.get("speed")),
+            optional_str(data, "language", LANGUAGE_TAG), parse_speed(data.get("speed")),
         )
 
     def over(self, base: "Voice") -> "Voice":

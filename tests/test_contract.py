@@ -7,6 +7,8 @@ their docs (issue 13).
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 import re
 
 import pytest
@@ -171,3 +173,45 @@ def test_a_stored_speed_outside_the_range_is_dropped_and_the_rest_kept(tmp_path)
     settings = store.get("den")
     store.close()
     assert (settings.mode, settings.voice, settings.speed) == ("tts_only", "joe", None)
+
+
+# -- one place for what the services share -------------------------------------------------
+
+def test_language_codes_are_read_one_way():
+    """STT and TTS each had a `normalize_language`, with different answers for one input."""
+    from voice_common.language import LANGUAGE_TAG, language_matches, language_tag, primary_language
+    from wyoming_stt.handler import whisper_language
+
+    assert language_tag(" en_US ") == language_tag("EN-us") == "en-us"
+    assert primary_language("en_US") == whisper_language("en-US") == "en"
+    assert whisper_language("") is None and whisper_language(None) is None
+    assert (language_matches("en_US", "en-us"), language_matches("en", "en_GB"), language_matches("de", "en")) \
+        == (2, 1, 0)
+    assert LANGUAGE_TAG.match("pt_BR") and not LANGUAGE_TAG.match("english please")
+
+
+def test_a_speaker_is_found_by_name_or_number_the_same_way_everywhere():
+    from voice_common.voice import speaker_index
+
+    speakers = ("alice", "bob", "3")
+    assert [speaker_index(s, speakers) for s in ("alice", "bob", "1", "3", "7", "carol")] == [0, 1, 1, 2, None, None]
+
+
+def test_stt_languages_come_from_public_faster_whisper_api():
+    """The backend once imported faster_whisper.tokenizer._LANGUAGE_CODES; it now asks the
+    loaded model (WhisperModel.supported_languages). If an upgrade drops that, fail here."""
+    from faster_whisper import WhisperModel
+
+    assert isinstance(inspect.getattr_static(WhisperModel, "supported_languages"), property)
+    source = inspect.getsource(importlib.import_module("wyoming_stt.backends.faster_whisper"))
+    assert "_LANGUAGE_CODES" not in source
+
+
+def test_speech_rate_is_one_constant():
+    from voice_common.audio import SPEECH_RATE, PcmConverter
+    from wyoming_stt import endpoint, streaming
+
+    assert streaming.RATE == endpoint.RATE == SPEECH_RATE == PcmConverter(8000, 2, 1).target_rate == 16000
+    for module in ("wyoming_stt.handler", "wyoming_stt.backends.faster_whisper"):
+        source = inspect.getsource(importlib.import_module(module))
+        assert "16000" not in source, module

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
@@ -16,7 +17,8 @@ from voice_common.settings import load, options_of
 from .backends import SttBackend, create_backend
 from .config import SttConfig, WhisperConfig
 from .engine import Engine
-from .handler import SttMetrics, SttService, normalize_language
+from .handler import SttService, whisper_language
+from .metrics import SttMetrics
 
 #: Every option (flag, environment twin, TOML key), for --help, the README and the tests.
 OPTIONS = options_of(SttConfig)
@@ -41,7 +43,7 @@ def check_config(config: SttConfig) -> None:
         if not os.path.isfile(os.path.join(path, "model.bin")):
             raise ConfigError(f"--model {model}: no model.bin in {path} (not a CTranslate2 model directory)")
         return
-    language = normalize_language(config.language)
+    language = whisper_language(config.language)
     if language and language != "en" and model.lower().endswith(".en"):
         raise ConfigError(
             f"--language {config.language}: model {model} is English-only and cannot do {language!r} "
@@ -49,9 +51,9 @@ def check_config(config: SttConfig) -> None:
         )
 
 
-def check_language(config: SttConfig, languages: list[str]) -> None:
+def check_language(config: SttConfig, languages: Sequence[str]) -> None:
     """After loading: --language must be one the model has (e.g. a local English-only model)."""
-    language = normalize_language(config.language)
+    language = whisper_language(config.language)
     if language and language not in languages:
         raise ModelError(f"--language {config.language}: model {config.model} cannot do {language!r} "
                          f"(it has: {', '.join(languages[:12])}{'...' if len(languages) > 12 else ''})")
@@ -92,8 +94,9 @@ async def serve(config: SttConfig) -> int:
 
     def load_model() -> None:
         backend.load()
-        check_language(config, backend.languages)
-        holder["service"] = SttService(config, engine, metrics, build_info(backend))
+        languages = backend.model().languages
+        check_language(config, languages)
+        holder["service"] = SttService(config, engine, metrics, build_info(backend), languages)
 
     try:
         return await run_service(

@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 
-from voice_common.audio import AudioFormatError, PcmConverter
+from voice_common.audio import SPEECH_RATE, AudioFormatError, PcmConverter
 from voice_common.errors import WyomingCode
-from voice_common.metrics import LATENCY_BUCKETS, ServiceMetrics
+from voice_common.language import primary_language
 from voice_common.protocol import ProtocolError
 from voice_common.server import Connection, SessionSlots
 from voice_common.settings import ConnectionLimits
@@ -28,6 +28,7 @@ from voice_common.settings import ConnectionLimits
 from .backends import DecodeOptions
 from .config import SttConfig
 from .engine import Engine
+from .metrics import SttMetrics
 from .streaming import StreamingDecoder
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,38 +37,26 @@ MAX_HOTWORDS = 100
 MAX_HOTWORD_CHARS = 600
 
 
-class SttMetrics(ServiceMetrics):
-    def __init__(self) -> None:
-        super().__init__("wyoming_stt")
-        self.decode_seconds = Histogram(
-            "decode_seconds", "Time spent in one backend decode", ["backend"],
-            namespace="wyoming_stt", registry=self.registry, buckets=LATENCY_BUCKETS,
-        )
-        self.speculative_hits = Counter(
-            "speculative_hits", "Final transcripts served from a decode made before audio-stop",
-            ["backend"], namespace="wyoming_stt", registry=self.registry,
-        )
-
-
 class SttService:
-    """What all connections share: the engine, settings, info, limits, metrics."""
+    """What all connections share: the engine, settings, info, limits, metrics, and the
+    languages of the loaded model (known once it has loaded)."""
 
-    def __init__(self, config: SttConfig, engine: Engine, metrics: SttMetrics, info: Info) -> None:
+    def __init__(self, config: SttConfig, engine: Engine, metrics: SttMetrics, info: Info,
+                 languages: Sequence[str]) -> None:
         self.config = config
         self.engine = engine
         self.metrics = metrics
         self.info = info
+        self.languages = tuple(languages)
         self.slots = SessionSlots(config.max_sessions)
 
     def connection(self, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> SttConnection:
         return SttConnection(self, writer, limits)
 
 
-def normalize_language(language: str | None) -> str | None:
-    """'en-US' / 'en_us' -> 'en' (Whisper languages are ISO 639-1 codes)."""
-    if not language:
-        return None
-    return language.replace("_", "-").split("-")[0].lower()
+def whisper_language(language: str | None) -> str | None:
+    """'en-US' / 'en_us' -> 'en' (Whisper languages are ISO 639-1 codes); None for none."""
+    return primary_language(language) if language else None
 
 
 class SttConnection(Connection):
@@ -101,8 +90,8 @@ class SttConnection(Connection):
     def _options(self) -> DecodeOptions:
         config = self.service.config
         request = self._request or Transcribe()
-        language = normalize_language(request.language) or normalize_language(config.language)
-        languages = self.service.engine.backend.model().languages
+        language = whisper_language(request.language) or whisper_language(config.language)
+        languages = self.service.languages
         if language is not None and language not in languages:
             raise ProtocolError(
                 f"language {request.language or config.language!r} is not supported by model "
@@ -176,7 +165,7 @@ class SttConnection(Connection):
         except AudioFormatError as err:
             raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         limit = self.service.config.max_audio_seconds
-        if self._decoder.samples + samples.size > limit * 16000:
+        if self._decoder.samples + samples.size > limit * SPEECH_RATE:
             raise ProtocolError(f"audio longer than the limit of {limit:g} s", WyomingCode.TOO_LARGE)
         self._decoder.add(samples)
 
@@ -190,16 +179,16 @@ class SttConnection(Connection):
             raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         stop_at = time.perf_counter()
         result = await decoder.finish()
-        metrics, backend = self.service.metrics, self.service.engine.backend.name
+        metrics, backend = self.service.metrics, self.service.engine.backend_name
         metrics.latency.labels(backend).observe(time.perf_counter() - stop_at)
         metrics.requests.labels(backend).inc()
-        metrics.audio_seconds.labels(backend).inc(decoder.samples / 16000)
+        metrics.audio_seconds.labels(backend).inc(decoder.samples / SPEECH_RATE)
         if decoder.speculative_hits:
             metrics.speculative_hits.labels(backend).inc()
         _LOGGER.debug("transcript: %s", result.text)
         _LOGGER.info(
             "transcribed %.2f s of audio in %.0f ms after audio-stop",
-            decoder.samples / 16000, (time.perf_counter() - stop_at) * 1000,
+            decoder.samples / SPEECH_RATE, (time.perf_counter() - stop_at) * 1000,
         )
         context = self._request.context if self._request else None
         if self.service.config.streaming:

@@ -20,13 +20,15 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
+from voice_common.audio import SPEECH_RATE
+
 from .backends import DecodeOptions, Transcription
 from .endpoint import SpeechEnd
 from .engine import Engine
 
 _LOGGER = logging.getLogger(__name__)
 
-RATE = 16000
+RATE = SPEECH_RATE
 FRAME = 480  # 30 ms energy frames
 
 

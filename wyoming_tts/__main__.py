@@ -15,7 +15,7 @@ from voice_common.settings import load, options_of
 
 from .backends import VoiceSpec, create_backend
 from .config import TtsConfig
-from .engine import Engine
+from .engine import Synthesizer
 from .handler import TtsConnection, TtsService
 from .metrics import TtsMetrics
 
@@ -62,7 +62,7 @@ def build_info(voices: list[VoiceSpec]) -> Info:
 async def serve(config: TtsConfig) -> int:
     metrics = TtsMetrics()
     backends = [create_backend(name, config, config.model if i == 0 else None) for i, name in enumerate(config.chain())]
-    engine = Engine(backends, metrics, int(config.cache_mb * 1024 * 1024), config.workers, config.speaker)
+    engine = Synthesizer(backends, metrics, int(config.cache_mb * 1024 * 1024), config.workers, config.speaker)
     holder: dict[str, TtsService] = {}
 
     def load_models() -> None:

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field, replace
 
 from voice_common.audio import PcmConverter, float_to_pcm16
+from voice_common.language import language_matches, language_tag
+from voice_common.voice import speaker_index
 
 from .backends import SynthesisOptions, TtsBackend, VoiceSpec
-from .backends.base import language_matches, normalize_language
 from .cache import AudioCache
 from .metrics import TtsMetrics
 from .scheduler import FairExecutor
@@ -68,7 +69,10 @@ class Plan:
         return self.rate or self.candidates[0].voice.sample_rate
 
 
-class Engine:
+class Synthesizer:
+    """The backend chain of the service: loads it, resolves requests into Plans, and
+    synthesizes pieces (in the fair worker pool), with the audio cache."""
+
     def __init__(
         self, backends: list[TtsBackend], metrics: TtsMetrics, cache_bytes: int,
         workers: int = 2, default_speaker: str | None = None,
@@ -114,7 +118,7 @@ class Engine:
     def plan(self, name: str | None, language: str | None, speaker: str | None, speed: float) -> Plan:
         """Pick the voice for a request; UnknownVoice, UnsupportedLanguage or UnknownSpeaker
         for what no backend has."""
-        base = SynthesisOptions(speed=speed, language=normalize_language(language) if language else None)
+        base = SynthesisOptions(speed=speed, language=language_tag(language) if language else None)
         if name:
             first = self._by_name(name)
             if first is None:
@@ -127,9 +131,9 @@ class Engine:
         else:
             first = (self.loaded[0], self.loaded[0].voices()[0])
         backend, spec = first
-        if speaker is None and self.default_speaker and _known_speaker(self.default_speaker, spec.speakers):
+        if speaker is None and self.default_speaker and speaker_index(self.default_speaker, spec.speakers) is not None:
             speaker = self.default_speaker
-        if speaker is not None and spec.speakers and not _known_speaker(speaker, spec.speakers):
+        if speaker is not None and spec.speakers and speaker_index(speaker, spec.speakers) is None:
             raise UnknownSpeaker(f"voice {spec.name!r} has no speaker {speaker!r}")
         options = replace(base, speaker=speaker if spec.speakers else None)
         languages = (language,) if language and not name else spec.languages
@@ -219,6 +223,3 @@ def resample(pcm: bytes, rate: int, target: int) -> bytes:
     tail = converter.flush()
     return float_to_pcm16(samples) + float_to_pcm16(tail)
 
-
-def _known_speaker(speaker: str, speakers: tuple[str, ...]) -> bool:
-    return speaker in speakers or (speaker.isdigit() and int(speaker) < len(speakers))

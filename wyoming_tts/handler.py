@@ -27,7 +27,7 @@ from voice_common.settings import ConnectionLimits
 from voice_common.voice import check_speed
 
 from .config import TtsConfig
-from .engine import Engine, Plan, SynthesisFailed, UnknownSpeaker, UnknownVoice, UnsupportedLanguage
+from .engine import Plan, SynthesisFailed, Synthesizer, UnknownSpeaker, UnknownVoice, UnsupportedLanguage
 from .metrics import TtsMetrics
 from .pipeline import AudioPipeline
 from .text import SentenceBuffer, split_sentences
@@ -40,7 +40,7 @@ _SSML_TAG = re.compile(r"<[^>]*>")
 class TtsService:
     """What all connections share."""
 
-    engine: Engine
+    engine: Synthesizer
     metrics: TtsMetrics
     slots: SessionSlots
     info: Event

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voice_common.audio import SPEECH_RATE
 from voice_common.models import ModelError, assemble_parts, package_dir, verify_sha256
 
 from ..config import WhisperConfig
@@ -84,8 +85,6 @@ class FasterWhisperBackend(SttBackend):
         return name  # hub name: faster-whisper's normal download/cache path
 
     def load(self) -> None:
-        from faster_whisper.tokenizer import _LANGUAGE_CODES
-
         device = resolve_device(self._config.device)
         compute_type = self._config.compute_type
         if compute_type == "auto":
@@ -106,14 +105,14 @@ class FasterWhisperBackend(SttBackend):
         except (OSError, ValueError, RuntimeError) as err:
             raise ModelError(f"cannot load faster-whisper model {self._config.model!r}: {err}") from err
         self._multilingual = bool(self._model.model.is_multilingual)
-        self._languages = sorted(_LANGUAGE_CODES) if self._multilingual else ["en"]
+        self._languages = sorted(self._model.supported_languages)  # public API: ["en"] for an .en model
         self._warm_up()
 
     def _warm_up(self) -> None:
         """Run the encoder and decoder once on every CTranslate2 worker, so the first real
         request is as fast as later ones (silence would not do: VAD skips the model)."""
 
-        noise = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
+        noise = np.random.default_rng(0).normal(0, 0.1, SPEECH_RATE * 2).astype(np.float32)
         frames = encoder_frames(noise.size) if self._config.short_context else None
 
         def decode(_index: int) -> None:
@@ -130,10 +129,6 @@ class FasterWhisperBackend(SttBackend):
             from faster_whisper.vad import get_speech_timestamps
 
             get_speech_timestamps(noise)
-
-    @property
-    def languages(self) -> list[str]:
-        return self._languages
 
     def model(self) -> ModelDescription:
         name = self._config.model if not os.path.isdir(os.path.expanduser(self._config.model)) else Path(
@@ -155,7 +150,7 @@ class FasterWhisperBackend(SttBackend):
             # Opt-in (--short-context): faster, but the words can differ from the full window's.
             self._model.set_encoder_frames(frames)
             text, language, segments = self._decode(audio, options)
-            if not hallucinated(text, segments, len(audio) / 16000):
+            if not hallucinated(text, segments, len(audio) / SPEECH_RATE):
                 return Transcription(text=text, language=language)
             _LOGGER.info("short-context decode looked wrong; decoding the full 30 s window")
         self._model.set_encoder_frames(None)

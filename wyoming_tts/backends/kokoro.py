@@ -18,10 +18,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 from voice_common.audio import float_to_pcm16
+from voice_common.language import language_matches
 from voice_common.models import ModelError, assemble_parts, package_dir
 
 from ..config import KokoroConfig
-from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec, language_matches
+from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
 
 _LOGGER = logging.getLogger(__name__)
 

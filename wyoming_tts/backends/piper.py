@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from voice_common.models import ModelError, package_dir, verify_sha256
+from voice_common.voice import speaker_index
 
 from ..config import PiperConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
@@ -156,7 +157,7 @@ class PiperBackend(TtsBackend):
         config = piper_voice.config  # type: ignore[attr-defined]
         length_scale = self._length_scale if self._length_scale is not None else config.length_scale
         syn = SynthesisConfig(
-            speaker_id=_speaker_id(options.speaker, config.speaker_id_map),
+            speaker_id=_speaker_id(options.speaker, spec, config.speaker_id_map),
             length_scale=length_scale / options.speed,
             noise_scale=self._noise_scale,
             noise_w_scale=self._noise_w,
@@ -170,12 +171,12 @@ class PiperBackend(TtsBackend):
         return AudioOut(rate=spec.sample_rate, chunks=chunks())
 
 
-def _speaker_id(speaker: str | None, id_map: dict[str, int]) -> int | None:
-    """A speaker name from `info`, or its number; None = the voice's default speaker."""
-    if speaker is None or not id_map:
+def _speaker_id(speaker: str | None, spec: VoiceSpec, id_map: dict[str, int]) -> int | None:
+    """Piper's id of a speaker named as `info` lists them (name or number); None = the
+    voice's default speaker."""
+    if speaker is None or not spec.speakers:
         return None
-    if speaker in id_map:
-        return id_map[speaker]
-    if speaker.isdigit() and int(speaker) < len(id_map):
-        return int(speaker)
-    raise BackendError(f"unknown speaker {speaker!r}")
+    index = speaker_index(speaker, spec.speakers)
+    if index is None:
+        raise BackendError(f"unknown speaker {speaker!r}")
+    return id_map[spec.speakers[index]]
