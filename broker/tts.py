@@ -17,11 +17,11 @@ from typing import Any
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from voice_common.errors import MqttCode
 from voice_common.language import LANGUAGE_TAG
-from voice_common.voice import check_speed
+from voice_common.voice import check_speed, voice_options
 
 from .replies import ReplyTo, SessionError, pcm_type
 from .services import Service
@@ -71,15 +71,9 @@ class Voice:
             (self.name, self.speaker, self.language, self.speed),
             (base.name, base.speaker, base.language, base.speed))))
 
-    def wyoming(self) -> SynthesizeVoice | None:
-        if self.name is None and self.language is None:
-            return None
-        return SynthesizeVoice(name=self.name, language=self.language, speaker=self.speaker)
-
-    def with_speed(self, event: Event) -> Event:
-        """Speed is not part of Wyoming 1.10; servers of this project read `speed` from data."""
-        if self.speed is not None and self.speed != 1.0:
-            event.data["speed"] = self.speed
+    def apply(self, event: Event) -> Event:
+        """`event` (synthesize or synthesize-start) carrying these options, every one that is set."""
+        event.data.update(voice_options(self.name, self.language, self.speaker, self.speed))
         return event
 
 
@@ -138,17 +132,16 @@ class TtsSession(Session):
 
     async def _attempt(self, service: Service) -> None:
         config = self.deps.config
-        voice = self.voice.wyoming()
         async with ServiceClient(service.uri, connect_timeout=config.connect_timeout,
                                  read_timeout=config.backend_timeout) as client:
             if not service.streaming.get("tts") or self.ended:
                 while not self.ended:  # collect the whole text first
                     self._take(await self.next_item())
                 self._check_expiry()
-                await client.write_event(self.voice.with_speed(Synthesize("".join(self.parts), voice=voice).event()))
+                await client.write_event(self.voice.apply(Synthesize("".join(self.parts)).event()))
                 await self._read(client, streaming=False)
                 return
-            await client.write_event(self.voice.with_speed(SynthesizeStart(voice=voice).event()))
+            await client.write_event(self.voice.apply(SynthesizeStart().event()))
             for part in self.parts:
                 await client.write_event(SynthesizeChunk(part).event())
             reader = asyncio.ensure_future(self._read(client, streaming=True))
@@ -163,8 +156,7 @@ class TtsSession(Session):
                     text = self._take(getter.result())
                     if text:
                         await client.write_event(SynthesizeChunk(text).event())
-                full = Synthesize("".join(self.parts), voice=voice).event()
-                await client.write_event(self.voice.with_speed(full))
+                await client.write_event(self.voice.apply(Synthesize("".join(self.parts)).event()))
                 await client.write_event(SynthesizeStop().event())
                 await reader
             finally:

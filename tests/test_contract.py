@@ -6,15 +6,22 @@ their docs (issue 13).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import inspect
+import queue
 import re
+import threading
 
 import pytest
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.event import async_read_event, async_write_event
+from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
+from wyoming.tts import Synthesize
 
-from helpers import REPO
-from mqtt_helpers import Probe, bridge, mosquitto, run, stt_server, tts_server  # noqa: F401  (fixtures)
+from helpers import REPO, free_port
+from mqtt_helpers import Bridge, Probe, bridge, mosquitto, run, stt_server, tts_server  # noqa: F401  (fixtures)
 from voice_common.errors import MqttCode, WyomingCode
 from voice_common.settings import options_of
 
@@ -215,3 +222,72 @@ def test_speech_rate_is_one_constant():
     for module in ("wyoming_stt.handler", "wyoming_stt.backends.faster_whisper"):
         source = inspect.getsource(importlib.import_module(module))
         assert "16000" not in source, module
+
+
+# -- voice options reach the service -------------------------------------------------------
+
+class FakeTts:
+    """A Wyoming TTS service (one voice with two speakers) that records the synthesize requests
+    it receives and answers each with a little silence."""
+
+    INFO = Info(tts=[TtsProgram(
+        name="fake", description="fake", attribution=Attribution(name="t", url="http://t"), installed=True,
+        version="1", voices=[TtsVoice(
+            name="multi", description="multi", attribution=Attribution(name="t", url="http://t"), installed=True,
+            version="1", languages=["en_US"], speakers=[TtsVoiceSpeaker("alice"), TtsVoiceSpeaker("bob")])],
+    )])
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.uri = f"tcp://127.0.0.1:{self.port}"
+        self.requests: queue.Queue[dict] = queue.Queue()
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        ready.set()
+        self._loop.run_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (event := await async_read_event(reader)) is not None:
+            if Describe.is_type(event.type):
+                await async_write_event(self.INFO.event(), writer)
+            elif Synthesize.is_type(event.type):
+                self.requests.put(dict(event.data))
+                for answer in (AudioStart(rate=22050, width=2, channels=1),
+                               AudioChunk(rate=22050, width=2, channels=1, audio=bytes(882)), AudioStop()):
+                    await async_write_event(answer.event(), writer)
+        writer.close()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def test_voice_options_over_mqtt_reach_the_service_whole(mosquitto):
+    """A speaker without a voice name (the default voice's speaker) was dropped on the way: the
+    wyoming package's SynthesizeVoice keeps a speaker only together with a name (and a language
+    only without one)."""
+    fake = FakeTts()
+    bridge = Bridge(mosquitto, "--tts", fake.uri).start()
+    try:
+        async def scenario():
+            async with Probe(mosquitto, "voice/tts/den/+/result/#") as probe:
+                await probe.publish("voice/tts/den/v1/say", {"text": "Hello.", "speaker": "bob"})
+                await probe.until("voice/tts/den/v1/result/done")
+                await probe.publish("voice/site/den/settings/set", {"speaker": "alice", "speed": 1.5})
+                await probe.publish("voice/tts/den/v2/say", {"text": "Hello.", "voice": "multi", "language": "en-US"})
+                await probe.until("voice/tts/den/v2/result/done")
+
+        run(scenario())
+        first, second = fake.requests.get(timeout=10), fake.requests.get(timeout=10)
+    finally:
+        bridge.stop()
+        fake.close()
+    assert first["voice"] == {"speaker": "bob"}
+    assert second["voice"] == {"name": "multi", "language": "en-US", "speaker": "alice"} and second["speed"] == 1.5
