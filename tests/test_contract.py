@@ -291,3 +291,21 @@ def test_voice_options_over_mqtt_reach_the_service_whole(mosquitto):
         fake.close()
     assert first["voice"] == {"speaker": "bob"}
     assert second["voice"] == {"name": "multi", "language": "en-US", "speaker": "alice"} and second["speed"] == 1.5
+
+
+# -- streamed text ---------------------------------------------------------------------------
+
+def test_a_decimal_point_split_across_chunks_is_not_a_sentence_end():
+    from wyoming_tts.text import SentenceBuffer, split_sentences
+
+    buffer = SentenceBuffer()
+    assert [buffer.add(chunk) for chunk in ("It is 3", ".", "5 degrees.")] == [[], [], ["It is 3.5 degrees."]]
+    assert buffer.flush() == []
+    # A digit and a period at the end of a chunk wait for the next one, which decides.
+    buffer = SentenceBuffer()
+    assert buffer.add("Gate 3.") == [] and buffer.add(" Boarding now.") == ["Gate 3.", "Boarding now."]
+    buffer = SentenceBuffer()
+    assert buffer.add("The score is 2.") == [] and buffer.flush() == ["The score is 2."]
+    # Only a digit before the period holds a finished sentence back.
+    assert SentenceBuffer().add("It is done.") == ["It is done."]
+    assert split_sentences("It is 3.5 degrees. Windy.") == ["It is 3.5 degrees.", "Windy."]
