@@ -100,6 +100,7 @@ class Bridge:
 
     # -- publishing ----------------------------------------------------------
     def sites(self) -> list[str]:
+        """The sites announced to Home Assistant: --sites and those with stored settings."""
         return sorted(set(self.config.sites) | set(self.store.sites))
 
     async def publish_info(self) -> None:
@@ -152,7 +153,7 @@ class Bridge:
         made up by clients leave nothing behind on the broker.
         """
         state = b"ON" if site in self.stt or site in self.tts else b"OFF"
-        known = site in self.config.sites or self.store.has(site)
+        known = site in self.sites()
         with contextlib.suppress(aiomqtt.MqttError):
             await self.link.publish(self.topics.busy(site), state, qos=1 if known else 0, retain=known)
 

@@ -103,9 +103,6 @@ class SettingsStore:
     def get(self, site: str) -> SiteSettings:
         return self._sites.get(site, SiteSettings())
 
-    def has(self, site: str) -> bool:
-        return site in self._sites
-
     def update(self, site: str, update: dict[str, Any], max_sites: int) -> SiteSettings:
         if site not in self._sites and len(self._sites) >= max_sites:
             raise SessionError(f"settings are stored for at most {max_sites} sites", MqttCode.TOO_LARGE)

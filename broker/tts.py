@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,6 @@ from .session import Deps, Session, backend_error
 from .stt import NAME_RE, optional_str
 from .wyoming_client import BackendBusy, ServiceClient
 
-_LOGGER = logging.getLogger(__name__)
 
 def parse_speed(value: Any) -> float | None:
     """A request's or a site's `speed`, checked here against the range the TTS service takes,

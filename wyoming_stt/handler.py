@@ -128,7 +128,6 @@ class SttConnection(Connection):
             )
         self._has_slot = True
         self.service.metrics.active_sessions.inc()
-        self._started_at = time.perf_counter()
         config = self.service.config
         self._decoder = StreamingDecoder(
             self.service.engine,

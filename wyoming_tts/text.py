@@ -109,10 +109,6 @@ class SentenceBuffer:
         rest, self._pending = self._pending.strip(), ""
         return [rest] if rest else []
 
-    @property
-    def pending(self) -> str:
-        return self._pending
-
 
 def _cut_point(text: str, limit: int) -> int:
     """Where to cut an over-long unfinished sentence: last clause end, else last space."""

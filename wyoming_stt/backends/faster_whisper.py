@@ -67,7 +67,6 @@ class FasterWhisperBackend(SttBackend):
     def __init__(self, config: WhisperConfig) -> None:
         self._config = config
         self._model = None
-        self._source = config.model
         self._languages: list[str] = []
         self._multilingual = False
 
@@ -90,7 +89,6 @@ class FasterWhisperBackend(SttBackend):
         if compute_type == "auto":
             compute_type = "float16" if device == "cuda" else "int8"
         path = self._model_path()
-        self._source = path
         _LOGGER.info("loading faster-whisper model %s on %s (%s)", path, device, compute_type)
         try:
             self._model = CachingWhisperModel(
