@@ -46,6 +46,12 @@ def reply_prefix(value: str) -> str:
     return value
 
 
+def default_client_id() -> str:
+    """Unique per process: two bridges with one id would disconnect each other forever."""
+    host = socket.gethostname().split(".")[0] or "host"
+    return f"voice-bridge-{host}-{secrets.token_hex(3)}"
+
+
 def default_db() -> str:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return str(Path(base) / "wyoming-voice-broker" / "settings.sqlite3")
@@ -76,18 +82,14 @@ class MqttConfig(Settings):
 
     def __post_init__(self) -> None:
         """Defaults that depend on other options, and options that only work together."""
-        if self.mqtt_port is None:
-            self._derive("mqtt_port", 8883 if self.mqtt_tls else 1883)
-        if self.mqtt_client_id is None:
-            # Unique per process: two bridges with one id would disconnect each other forever.
-            host = socket.gethostname().split(".")[0] or "host"
-            self._derive("mqtt_client_id", f"voice-bridge-{host}-{secrets.token_hex(3)}")
+        self._default("mqtt_port", lambda: 8883 if self.mqtt_tls else 1883)
+        self._default("mqtt_client_id", default_client_id)
         if bool(self.mqtt_cert) != bool(self.mqtt_key):
             raise ConfigError("--mqtt-cert and --mqtt-key go together")
         if self.embedded_mqtt:
             if self.mqtt_host not in LOOPBACK:
                 raise ConfigError("--embedded-mqtt listens on loopback only (use --mqtt-host 127.0.0.1)")
-            self._derive("mqtt_protocol", "3.1.1")  # amqtt speaks MQTT 3.1.1
+            self._set("mqtt_protocol", "3.1.1")  # amqtt speaks MQTT 3.1.1
         super().__post_init__()
 
 
@@ -122,8 +124,7 @@ class ServicesConfig(Settings):
                                      parse=non_negative_float)
 
     def __post_init__(self) -> None:
-        if self.discover is None:
-            self._derive("discover", not (self.stt or self.tts))
+        self._default("discover", lambda: not (self.stt or self.tts))
         super().__post_init__()
 
 

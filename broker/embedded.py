@@ -8,6 +8,7 @@ broker) in production: amqtt has no MQTT v5, no ACLs and no persistence here.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ class EmbeddedBroker:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self._broker = None
+        self._broker: Any = None  # amqtt.broker.Broker (amqtt has no type information)
 
     async def start(self) -> None:
         try:

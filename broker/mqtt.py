@@ -20,6 +20,7 @@ import aiomqtt
 import paho.mqtt.client as mqtt_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .config import MqttConfig
@@ -45,7 +46,7 @@ class Inbound:
     received: float = 0.0
 
     @classmethod
-    def from_message(cls, msg: aiomqtt.Message) -> "Inbound":
+    def from_message(cls, msg: aiomqtt.Message) -> Inbound:
         props = msg.properties
         payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload or "").encode()
         return cls(
@@ -144,6 +145,7 @@ class MqttLink:
         )
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
+        wanted: list[tuple[str, SubscribeOptions]] | list[tuple[str, int]]
         if self.v5:
             # Retain Handling 2: no retained requests on subscribe; Retain As Published so
             # requests published with the retain flag can be recognised and ignored.
@@ -151,10 +153,11 @@ class MqttLink:
             wanted = [(topic, options) for topic in self._subscriptions]
         else:
             wanted = [(topic, 1) for topic in self._subscriptions]
-        granted = await client.subscribe(wanted)
-        for topic, code in zip(self._subscriptions, granted):
-            value = getattr(code, "value", code)
-            if value >= 0x80:
+        granted: list[int | ReasonCode] = list(await client.subscribe(wanted))
+        for topic, code in zip(self._subscriptions, granted, strict=False):
+            # v5 answers with reason codes, 3.1.1 with the granted QoS (0x80: refused).
+            refused = code.is_failure if isinstance(code, ReasonCode) else code >= 0x80
+            if refused:
                 _LOGGER.error("subscription to %s refused by the broker (%s)", topic, code)
 
     async def run(self, handler: LinkHandler) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from voice_common.errors import MqttCode
 
@@ -107,7 +108,8 @@ class Session:
                 except ServiceFailure as err:
                     pool.mark_failed(service, err)
                     if not can_retry():
-                        raise SessionError(f"the {self.backend.upper()} service failed", MqttCode.BACKEND_ERROR) from err
+                        raise SessionError(
+                            f"the {self.backend.upper()} service failed", MqttCode.BACKEND_ERROR) from err
                     self.deps.metrics.failovers.labels(self.backend).inc()
         what = "speech-to-text" if self.kind == "asr" else "text-to-speech"
         if tried and busy == tried:

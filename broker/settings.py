@@ -35,7 +35,7 @@ class SiteSettings:
     speed: float | None = None
     language: str | None = None
 
-    def merged(self, update: dict[str, Any]) -> "SiteSettings":
+    def merged(self, update: dict[str, Any]) -> SiteSettings:
         """These settings with `update` applied; raises SessionError('invalid_request')."""
         unknown = sorted(set(update) - set(FIELDS))
         if unknown:

@@ -93,7 +93,7 @@ class Stop:
     at: float
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> "Stop":
+    def parse(cls, data: dict[str, Any]) -> Stop:
         values = []
         for key in ("chunks", "bytes"):
             value = data.get(key)

@@ -50,7 +50,7 @@ class Voice:
     speed: float | None = None
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> "Voice":
+    def parse(cls, data: dict[str, Any]) -> Voice:
         voice = data.get("voice")
         if isinstance(voice, dict):  # {"voice": {"name": ..., "speaker": ...}}
             nested = {"voice": voice.get("name"), "speaker": voice.get("speaker")}
@@ -63,11 +63,14 @@ class Voice:
             optional_str(data, "language", LANGUAGE_TAG), parse_speed(data.get("speed")),
         )
 
-    def over(self, base: "Voice") -> "Voice":
+    def over(self, base: Voice) -> Voice:
         """These options, with `base` filling the unset ones."""
-        return Voice(*(mine if mine is not None else theirs for mine, theirs in zip(
-            (self.name, self.speaker, self.language, self.speed),
-            (base.name, base.speaker, base.language, base.speed))))
+        return Voice(
+            name=self.name if self.name is not None else base.name,
+            speaker=self.speaker if self.speaker is not None else base.speaker,
+            language=self.language if self.language is not None else base.language,
+            speed=self.speed if self.speed is not None else base.speed,
+        )
 
     def apply(self, event: Event) -> Event:
         """`event` (synthesize or synthesize-start) carrying these options, every one that is set."""

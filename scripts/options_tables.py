@@ -32,7 +32,7 @@ def render(readme: str) -> str:
         pattern = re.compile(rf"(<!-- options:{name} -->\n).*?(<!-- /options:{name} -->)", re.S)
         if not pattern.search(readme):
             raise SystemExit(f"README.md has no <!-- options:{name} --> block")
-        readme = pattern.sub(lambda m: m.group(1) + table + m.group(2), readme)
+        readme = pattern.sub(lambda m, table=table: m.group(1) + table + m.group(2), readme)
     return readme
 
 

@@ -15,7 +15,6 @@ through the services' own option tables, so the line printed is where they reall
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import sys
 import time

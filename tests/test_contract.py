@@ -274,7 +274,7 @@ def test_voice_options_over_mqtt_reach_the_service_whole(mosquitto):
     wyoming package's SynthesizeVoice keeps a speaker only together with a name (and a language
     only without one)."""
     fake = FakeTts()
-    bridge = Bridge(mosquitto, "--tts", fake.uri).start()
+    own_bridge = Bridge(mosquitto, "--tts", fake.uri).start()
     try:
         async def scenario():
             async with Probe(mosquitto, "voice/tts/den/+/result/#") as probe:
@@ -287,8 +287,9 @@ def test_voice_options_over_mqtt_reach_the_service_whole(mosquitto):
         run(scenario())
         first, second = fake.requests.get(timeout=10), fake.requests.get(timeout=10)
     finally:
-        bridge.stop()
+        code = own_bridge.stop()
         fake.close()
+    assert code == 0 and "Traceback" not in own_bridge.log(), own_bridge.log()
     assert first["voice"] == {"speaker": "bob"}
     assert second["voice"] == {"name": "multi", "language": "en-US", "speaker": "alice"} and second["speed"] == 1.5
 
@@ -309,3 +310,15 @@ def test_a_decimal_point_split_across_chunks_is_not_a_sentence_end():
     # Only a digit before the period holds a finished sentence back.
     assert SentenceBuffer().add("It is done.") == ["It is done."]
     assert split_sentences("It is 3.5 degrees. Windy.") == ["It is 3.5 degrees.", "Windy."]
+
+
+# -- lint and types in CI ----------------------------------------------------------------------
+
+def test_ci_lints_and_type_checks_before_the_tests():
+    import tomllib
+
+    script = (REPO / "scripts" / "test.sh").read_text()
+    assert script.index("-m ruff check") < script.index("-m mypy") < script.index("-m pytest")
+    assert "scripts/test.sh" in (REPO / ".ci" / "run").read_text()
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    assert any(re.fullmatch(r"ruff==[\d.]+", r) for r in extra) and any(re.fullmatch(r"mypy==[\d.]+", r) for r in extra)

@@ -68,7 +68,7 @@ async def run_service(
             return 0
         try:
             load_task.result()
-        except Exception as err:  # noqa: BLE001 - a model that cannot load: say so plainly, exit 2
+        except Exception as err:  # a model that cannot load: say so plainly, exit 2
             expected = isinstance(err, (RuntimeError, OSError, ValueError))  # ModelError, BackendError, ...
             _LOGGER.error("cannot start: %s", err, exc_info=not expected)
             return 2
@@ -76,6 +76,7 @@ async def run_service(
         await server.start()
         if config.zeroconf is not None:
             address = config.zeroconf_host or lan_address(urlparse(config.uri).hostname)
+            assert server.port is not None, "a tcp:// --uri has a port"  # checked at the top
             advertiser = Advertiser(config.zeroconf or default_instance_name(service), server.port, address)
             await advertiser.start()
         ready = True

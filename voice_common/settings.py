@@ -83,8 +83,15 @@ class Settings:
         """This section of a larger configuration object (its fields, same names and values)."""
         return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
-    def _derive(self, name: str, value: Any) -> None:
-        """Set a field in __post_init__ (the dataclass is frozen)."""
+    def _default(self, name: str, make: Callable[[], Any]) -> None:
+        """In __post_init__: give field `name`, declared with the default None (shown as
+        "unset"), the value `make()` when no option set it: a default that depends on other
+        options. The field's type is what it holds afterwards."""
+        if getattr(self, name) is None:
+            self._set(name, make())
+
+    def _set(self, name: str, value: Any) -> None:
+        """In __post_init__: set field `name` (the dataclass is frozen)."""
         object.__setattr__(self, name, value)
 
 

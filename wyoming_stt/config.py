@@ -39,7 +39,7 @@ class WhisperConfig(Settings):
 
     def __post_init__(self) -> None:
         if self.cpu_threads == 0:
-            self._derive("cpu_threads", max(1, (os.cpu_count() or 2) // self.workers))
+            self._set("cpu_threads", max(1, (os.cpu_count() or 2) // self.workers))
         super().__post_init__()
 
 

@@ -21,7 +21,7 @@ with the one found earlier whenever nothing but non-speech came in between.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 

@@ -144,7 +144,7 @@ class TtsConnection(Connection):
             await self._fail(f"synthesis failed: {err}", WyomingCode.SYNTHESIS_FAILED)
         except ClientGone:
             raise
-        except Exception as err:  # noqa: BLE001 - tell the client, never leave it waiting
+        except Exception as err:  # tell the client, never leave it waiting
             _LOGGER.exception("stream synthesis failed")
             await self._fail(f"internal error: {type(err).__name__}", WyomingCode.INTERNAL_ERROR)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.event import Event

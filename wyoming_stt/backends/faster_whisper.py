@@ -66,7 +66,7 @@ class FasterWhisperBackend(SttBackend):
 
     def __init__(self, config: WhisperConfig) -> None:
         self._config = config
-        self._model = None
+        self._model: CachingWhisperModel | None = None
         self._languages: list[str] = []
         self._multilingual = False
 
@@ -113,9 +113,12 @@ class FasterWhisperBackend(SttBackend):
         noise = np.random.default_rng(0).normal(0, 0.1, SPEECH_RATE * 2).astype(np.float32)
         frames = encoder_frames(noise.size) if self._config.short_context else None
 
+        model = self._model
+        assert model is not None, "load() first"
+
         def decode(_index: int) -> None:
-            self._model.set_encoder_frames(frames)
-            segments, _info = self._model.transcribe(
+            model.set_encoder_frames(frames)
+            segments, _info = model.transcribe(
                 noise, language=self._languages[0], beam_size=1, vad_filter=False,
             )
             list(segments)
@@ -155,13 +158,14 @@ class FasterWhisperBackend(SttBackend):
         text, language, _segments = self._decode(audio, options)
         return Transcription(text=text, language=language)
 
-    def vad_stream(self) -> "SileroStream":
+    def vad_stream(self) -> SileroStream:
         return SileroStream()
 
-    def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str, list]:
+    def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str | None, list]:
         """One faster-whisper decode with its stock long-form settings (timestamps on, so a
         window the decoder ends early is continued from its last timestamp, not skipped)."""
         language = options.language if self._multilingual else "en"
+        assert self._model is not None, "load() first"
         segments, info = self._model.transcribe(
             audio,
             language=language,

@@ -9,8 +9,8 @@ produces audio in parts can hand them on at once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 
 class BackendError(RuntimeError):
