@@ -32,7 +32,7 @@ async def run_bridge(config: BridgeConfig) -> int:
     store = SettingsStore(config.db)
     bridge = Bridge(config, link, pool, store, metrics)
 
-    embedded = EmbeddedBroker(config.mqtt_host, config.mqtt_port) if config.embedded_mqtt else None
+    embedded = EmbeddedBroker(config) if config.embedded_mqtt else None
     health = None
     if config.http:
         host, port = parse_host_port(config.http)

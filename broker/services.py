@@ -114,15 +114,15 @@ class ServicePool:
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
-    async def run_health_checks(self, interval: float) -> None:
-        """Describe every service each `interval` s, and the ones that are down every
+    async def run_health_checks(self, health_interval: float) -> None:
+        """Describe every service each `health_interval` s, and the ones that are down every
         DOWN_RETRY_S s: a service still loading its model is marked up once it answers."""
         since_full = 0.0
         while True:
-            step = min(interval, DOWN_RETRY_S)
+            step = min(health_interval, DOWN_RETRY_S)
             await asyncio.sleep(step)
             since_full += step
-            if since_full >= interval:
+            if since_full >= health_interval:
                 since_full, due = 0.0, self.services
             else:
                 due = [s for s in self.services if not s.healthy]
