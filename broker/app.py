@@ -11,10 +11,11 @@ from voice_common.http import HealthServer
 from voice_common.server import wait_for_stop_signal
 
 from .bridge import Bridge
+from .config import BridgeConfig
 from .discovery import Discovery
 from .embedded import EmbeddedBroker
 from .metrics import BrokerMetrics
-from .mqtt import MqttLink, MqttSettings
+from .mqtt import MqttLink
 from .services import ServicePool
 from .settings import SettingsStore
 from .topics import Topics
@@ -22,16 +23,16 @@ from .topics import Topics
 _LOGGER = logging.getLogger(__name__)
 
 
-async def run_bridge(config) -> int:
+async def run_bridge(config: BridgeConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     metrics = BrokerMetrics()
     topics = Topics(config.prefix, config.ha_prefix)
-    link = MqttLink(MqttSettings.from_config(config), topics.status, topics.subscriptions(config.group), metrics)
+    link = MqttLink(config, topics.status, topics.subscriptions(config.group), metrics)
     pool = ServicePool(config.connect_timeout, metrics)
     store = SettingsStore(config.db)
     bridge = Bridge(config, link, pool, store, metrics)
 
-    embedded = EmbeddedBroker(config.mqtt_host, config.mqtt_port) if config.embedded_mqtt else None
+    embedded = EmbeddedBroker(config) if config.embedded_mqtt else None
     health = None
     if config.http:
         host, port = parse_host_port(config.http)

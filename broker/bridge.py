@@ -14,16 +14,18 @@ import json
 import logging
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiomqtt
 
 from voice_common import __version__
+from voice_common.errors import MqttCode
 from voice_common.server import SessionSlots
 
 from .chat import Conversations
-from .config import MODES, Limits
+from .config import MODES, BridgeConfig
 from .hass import discovery_messages
 from .metrics import BrokerMetrics
 from .mqtt import Inbound, MqttLink
@@ -32,7 +34,7 @@ from .replies import JSON, Replies, ReplyTo, SessionError, reply_to
 from .services import ServicePool
 from .session import Deps, Session
 from .settings import SettingsStore
-from .stt import SttRequest, SttResult, SttSession, Stop
+from .stt import CHANNELS, RATES, WIDTHS, Stop, SttRequest, SttResult, SttSession
 from .topics import ID_RE, Route, Topics
 from .tts import TtsSession, Voice
 
@@ -44,20 +46,19 @@ MAX_PENDING_ERRORS = 1024
 class Bridge:
     """Implements `LinkHandler` for the MQTT link."""
 
-    def __init__(self, config, link: MqttLink, pool: ServicePool, store: SettingsStore,
+    def __init__(self, config: BridgeConfig, link: MqttLink, pool: ServicePool, store: SettingsStore,
                  metrics: BrokerMetrics) -> None:
         self.config = config
         self.link = link
         self.store = store
         self.metrics = metrics
         self.topics = Topics(config.prefix, config.ha_prefix)
-        self.limits = Limits.from_config(config)
         self.replies = Replies(link, self.topics)
-        self.deps = Deps(pool, self.replies, self.limits, metrics, self.topics)
-        self.slots = SessionSlots(self.limits.max_sessions)
+        self.deps = Deps(pool, self.replies, config, metrics, self.topics)
+        self.slots = SessionSlots(config.max_sessions)
         self.stt: dict[str, SttSession] = {}
         self.tts: dict[str, TtsSession] = {}
-        self.conversations = Conversations(link, self.replies, self.topics, self, self.limits.chat_timeout)
+        self.conversations = Conversations(link, self.replies, self.topics, self, config.chat_timeout)
         self._pending: deque[tuple[ReplyTo, SessionError]] = deque(maxlen=MAX_PENDING_ERRORS)
         self._handlers: dict[str, Callable[[Route, Inbound], Awaitable[None]]] = {
             "stt.start": self._stt_start, "stt.audio": self._stt_audio, "stt.stop": self._stt_stop,
@@ -100,20 +101,21 @@ class Bridge:
 
     # -- publishing ----------------------------------------------------------
     def sites(self) -> list[str]:
+        """The sites announced to Home Assistant: --sites and those with stored settings."""
         return sorted(set(self.config.sites) | set(self.store.sites))
 
     async def publish_info(self) -> None:
-        limits = self.limits
+        config = self.config
         info = {
             "api": 1, "version": __version__, "mqtt_protocol": "5" if self.link.v5 else "3.1.1",
             "services": [s.summary() for s in self.deps.pool.services],
-            "stt": {"rates": list(limits.rates), "widths": list(limits.widths), "channels": list(limits.channels),
-                    "max_audio_seconds": limits.max_audio_seconds, "max_chunk_bytes": limits.max_chunk_bytes},
-            "tts": {"max_text_chars": limits.max_text_chars, "audio_chunk_bytes": limits.audio_chunk_bytes},
-            "limits": {"max_sessions": limits.max_sessions, "idle_timeout": limits.idle_timeout,
-                       "max_control_bytes": limits.max_control_bytes},
-            "modes": list(MODES), "default_mode": self.config.default_mode,
-            "reply_prefixes": list(self.config.reply_prefix), "group": self.config.group,
+            "stt": {"rates": list(RATES), "widths": list(WIDTHS), "channels": list(CHANNELS),
+                    "max_audio_seconds": config.max_audio_seconds, "max_chunk_bytes": config.max_chunk_bytes},
+            "tts": {"max_text_chars": config.max_text_chars, "audio_chunk_bytes": config.audio_chunk_bytes},
+            "limits": {"max_sessions": config.max_sessions, "idle_timeout": config.idle_timeout,
+                       "max_control_bytes": config.max_control_bytes},
+            "modes": list(MODES), "default_mode": config.default_mode,
+            "reply_prefixes": list(config.reply_prefix), "group": config.group,
         }
         await self.link.publish(self.topics.info, json.dumps(info).encode(), qos=1, retain=True,
                                 properties=self.link.properties(content_type=JSON))
@@ -152,7 +154,7 @@ class Bridge:
         made up by clients leave nothing behind on the broker.
         """
         state = b"ON" if site in self.stt or site in self.tts else b"OFF"
-        known = site in self.config.sites or self.store.has(site)
+        known = site in self.sites()
         with contextlib.suppress(aiomqtt.MqttError):
             await self.link.publish(self.topics.busy(site), state, qos=1 if known else 0, retain=known)
 
@@ -163,11 +165,11 @@ class Bridge:
     def _admit(self, site: str, registry: dict, what: str) -> None:
         mode = self.mode(site)
         if mode == "disabled" or (what == "stt" and mode == "tts_only"):
-            raise SessionError("disabled", f"{what.upper()} is disabled at site {site} (mode {mode})")
+            raise SessionError(f"{what.upper()} is disabled at site {site} (mode {mode})", MqttCode.DISABLED)
         if site in registry:
-            raise SessionError("busy", f"site {site} already has a {what.upper()} session")
+            raise SessionError(f"site {site} already has a {what.upper()} session", MqttCode.BUSY)
         if not self.slots.try_acquire():
-            raise SessionError("busy", f"{self.limits.max_sessions} sessions already in progress")
+            raise SessionError(f"{self.config.max_sessions} sessions already in progress", MqttCode.BUSY)
 
     def _start(self, session: Session, registry: dict) -> None:
         registry[session.site] = session
@@ -189,7 +191,7 @@ class Bridge:
             pass  # the link dropped (error queued) or the bridge is stopping
         except Exception:
             _LOGGER.exception("session %s at site %s failed", session.ident, session.site)
-            await self.answer(session.reply, SessionError("backend_error", "internal error in the bridge"))
+            await self.answer(session.reply, SessionError("internal error in the bridge", MqttCode.BACKEND_ERROR))
         finally:
             self._release(session)
             await self._publish_busy(session.site)
@@ -209,7 +211,7 @@ class Bridge:
         self._release(session)  # at once: the site is free when the link is back
         self.metrics.errors.labels("interrupted").inc()
         self._pending.append((session.reply, SessionError(
-            "interrupted", "the bridge lost its MQTT connection during the request")))
+            "the bridge lost its MQTT connection during the request", MqttCode.INTERRUPTED)))
         if session.task is not None and session.task is not asyncio.current_task():
             session.task.cancel()
 
@@ -228,7 +230,7 @@ class Bridge:
             await self.conversations.request(session.site, session.ident, result.text, result.language)
 
     def _reply(self, base: str, msg: Inbound) -> ReplyTo:
-        return reply_to(base, msg, tuple(self.config.reply_prefix), self.limits.max_correlation_bytes)
+        return reply_to(base, msg, self.config.reply_prefix)
 
     # -- STT -------------------------------------------------------------------
     async def _stt_start(self, route: Route, msg: Inbound) -> None:
@@ -236,8 +238,8 @@ class Bridge:
         reply = ReplyTo(base)
         try:
             reply = self._reply(base, msg)
-            data = parse_json(msg.payload, self.limits.max_control_bytes)
-            request = SttRequest.parse(data, self.limits, self.store.get(route.site).language)
+            data = parse_json(msg.payload, self.config.max_control_bytes)
+            request = SttRequest.parse(data, self.store.get(route.site).language)
             self._admit(route.site, self.stt, "stt")
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
@@ -262,7 +264,7 @@ class Bridge:
         if session is None:
             return
         try:
-            session.stop(Stop.parse(parse_json(msg.payload, self.limits.max_control_bytes)))
+            session.stop(Stop.parse(parse_json(msg.payload, self.config.max_control_bytes)))
         except SessionError as err:
             session.closed = True
             session.fail(err)
@@ -278,9 +280,9 @@ class Bridge:
         """Start a TTS session; on refusal answer the error and return None."""
         try:
             if text is not None and not text.strip():
-                raise SessionError("invalid_request", "no text to speak")
-            if text is not None and len(text) > self.limits.max_text_chars:
-                raise SessionError("too_large", f"text longer than {self.limits.max_text_chars} characters")
+                raise SessionError("no text to speak", MqttCode.INVALID_REQUEST)
+            if text is not None and len(text) > self.config.max_text_chars:
+                raise SessionError(f"text longer than {self.config.max_text_chars} characters", MqttCode.TOO_LARGE)
             voice = Voice.parse(options).over(self.store.get(site).voice_defaults())
             self._admit(site, self.tts, "tts")
         except SessionError as err:
@@ -295,21 +297,21 @@ class Bridge:
         reply = ReplyTo(self.topics.tts_base(route.site, rid or uuid.uuid4().hex[:16]))
         try:
             if streaming:
-                data = parse_json(msg.payload, self.limits.max_control_bytes)
+                data = parse_json(msg.payload, self.config.max_control_bytes)
             else:
-                data = parse_say(msg.payload, self.limits.max_control_bytes + 4 * self.limits.max_text_chars)
+                data = parse_say(msg.payload, self.config.max_control_bytes + 4 * self.config.max_text_chars)
             if rid is None:  # site-level say: the id may come in the payload
                 given = data.get("id")
                 if given is not None:
                     if not isinstance(given, str) or not ID_RE.match(given):
-                        raise SessionError("invalid_request", "'id' must match [A-Za-z0-9_-]{1,64}")
+                        raise SessionError("'id' must match [A-Za-z0-9_-]{1,64}", MqttCode.INVALID_REQUEST)
                     rid = given
                 else:
                     rid = reply.base.rsplit("/", 1)[1]
             reply = self._reply(self.topics.tts_base(route.site, rid), msg)
             text = None if streaming else data.get("text")
             if not streaming and not isinstance(text, str):
-                raise SessionError("invalid_request", "'text' must be a string")
+                raise SessionError("'text' must be a string", MqttCode.INVALID_REQUEST)
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
             await self.answer(reply, err)
@@ -358,8 +360,8 @@ class Bridge:
         site = route.site
         known = site in self.sites()
         try:
-            update = parse_json(msg.payload, self.limits.max_control_bytes)
-            self.store.update(site, update, self.limits.max_sites)
+            update = parse_json(msg.payload, self.config.max_control_bytes)
+            self.store.update(site, update, self.config.max_sites)
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
             with contextlib.suppress(aiomqtt.MqttError):
@@ -389,4 +391,4 @@ class Bridge:
         for session in sessions:
             with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
                 await asyncio.wait_for(self.replies.error(session.reply, SessionError(
-                    "interrupted", "the bridge is shutting down")), 2)
+                    "the bridge is shutting down", MqttCode.INTERRUPTED)), 2)

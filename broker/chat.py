@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from voice_common.errors import MqttCode
+
 from .mqtt import Inbound, MqttLink
 from .replies import JSON, Replies, ReplyTo, SessionError
 from .topics import Topics
@@ -46,18 +48,19 @@ def parse_reply(payload: bytes) -> tuple[str | None, str]:
         if isinstance(data, dict):
             sid, body = data.get("sid"), data.get("text", "")
             if not isinstance(body, str) or (sid is not None and not isinstance(sid, str)):
-                raise SessionError("invalid_request", "chat reply needs a string 'text'")
+                raise SessionError("chat reply needs a string 'text'", MqttCode.INVALID_REQUEST)
             return sid, body
     return None, text
 
 
 class Conversations:
-    def __init__(self, link: MqttLink, replies: Replies, topics: Topics, opener: TtsOpener, timeout: float) -> None:
+    def __init__(self, link: MqttLink, replies: Replies, topics: Topics, opener: TtsOpener, chat_timeout: float
+                 ) -> None:
         self._link = link
         self._replies = replies
         self._topics = topics
         self._opener = opener
-        self._timeout = timeout
+        self._chat_timeout = chat_timeout
         self._turns: dict[str, Turn] = {}
 
     async def request(self, site: str, sid: str, text: str, language: str | None) -> None:
@@ -102,13 +105,13 @@ class Conversations:
             self._finish(turn)
 
     async def _expire(self, turn: Turn) -> None:
-        await asyncio.sleep(self._timeout)
+        await asyncio.sleep(self._chat_timeout)
         if self._turns.get(turn.site) is turn and turn.tts is None:
             del self._turns[turn.site]
             _LOGGER.info("site %s: the chat backend did not answer turn %s", turn.site, turn.sid)
             with contextlib.suppress(Exception):
                 await self._replies.error(turn.reply, SessionError(
-                    "timeout", f"the chat backend did not answer within {self._timeout:g} s"))
+                    f"the chat backend did not answer within {self._chat_timeout:g} s", MqttCode.TIMEOUT))
 
     def _finish(self, turn: Turn) -> None:
         if self._turns.get(turn.site) is turn:

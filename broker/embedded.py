@@ -8,15 +8,18 @@ broker) in production: amqtt has no MQTT v5, no ACLs and no persistence here.
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from .config import MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
 
 
 class EmbeddedBroker:
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._broker = None
+    def __init__(self, config: MqttConfig) -> None:
+        self.host = config.mqtt_host
+        self.port = config.mqtt_port
+        self._broker: Any = None  # amqtt.broker.Broker (amqtt has no type information)
 
     async def start(self) -> None:
         try:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from voice_common import __version__
 
 from .topics import Topics
 
 
-def _device(site: str) -> dict:
+def _device(site: str) -> dict[str, Any]:
     return {
         "identifiers": [f"wyoming_voice_{site}"],
         "name": f"Voice {site}",
@@ -48,7 +49,7 @@ def discovery_messages(topics: Topics, site: str) -> list[tuple[str, bytes]]:
     }
     uid = f"voice_{site}"
     event_topic = topics.stt_event(site)
-    entities = {
+    entities: dict[tuple[str, str], dict[str, Any]] = {
         ("event", "transcript"): {
             "name": "Transcript",
             "state_topic": event_topic,

@@ -20,7 +20,11 @@ import aiomqtt
 import paho.mqtt.client as mqtt_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from .config import MqttConfig
+from .metrics import BrokerMetrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ class Inbound:
     received: float = 0.0
 
     @classmethod
-    def from_message(cls, msg: aiomqtt.Message) -> "Inbound":
+    def from_message(cls, msg: aiomqtt.Message) -> Inbound:
         props = msg.properties
         payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload or "").encode()
         return cls(
@@ -64,53 +68,25 @@ class LinkHandler(Protocol):
     def on_disconnect(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class MqttSettings:
-    host: str
-    port: int
-    v5: bool = True
-    username: str | None = None
-    password: str | None = None
-    client_id: str = "voice-bridge"
-    tls: bool = False
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-    tls_insecure: bool = False
-    keepalive: int = 30
-    reconnect_min: float = 0.5
-    reconnect_max: float = 30.0
-
-    @classmethod
-    def from_config(cls, config) -> "MqttSettings":
-        return cls(
-            host=config.mqtt_host, port=config.mqtt_port, v5=config.mqtt_protocol == "5",
-            username=config.mqtt_username, password=config.mqtt_password,
-            client_id=config.mqtt_client_id, tls=config.mqtt_tls,
-            ca=str(config.mqtt_ca) if config.mqtt_ca else None,
-            cert=str(config.mqtt_cert) if config.mqtt_cert else None,
-            key=str(config.mqtt_key) if config.mqtt_key else None,
-            tls_insecure=config.mqtt_tls_insecure, keepalive=config.mqtt_keepalive,
-            reconnect_min=config.reconnect_min, reconnect_max=config.reconnect_max,
-        )
-
-    def tls_context(self) -> ssl.SSLContext | None:
-        if not self.tls:
-            return None
-        context = ssl.create_default_context(cafile=self.ca)
-        if self.cert:
-            context.load_cert_chain(self.cert, self.key)
-        if self.tls_insecure:
-            context.check_hostname = False
-        return context
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """The TLS setup of --mqtt-tls (None without it)."""
+    if not config.mqtt_tls:
+        return None
+    context = ssl.create_default_context(cafile=config.mqtt_ca)
+    if config.mqtt_cert:
+        context.load_cert_chain(config.mqtt_cert, config.mqtt_key)
+    if config.mqtt_tls_insecure:
+        context.check_hostname = False
+    return context
 
 
 class MqttLink:
     """Owns the aiomqtt client; publishes for everyone, reads for the handler."""
 
-    def __init__(self, settings: MqttSettings, status_topic: str, subscriptions: list[str], metrics=None) -> None:
-        self.settings = settings
-        self.v5 = settings.v5
+    def __init__(self, config: MqttConfig, status_topic: str, subscriptions: list[str],
+                 metrics: BrokerMetrics | None = None) -> None:
+        self.config = config
+        self.v5 = config.mqtt_protocol == "5"
         self.status_topic = status_topic
         self._subscriptions = subscriptions
         self._metrics = metrics
@@ -153,22 +129,23 @@ class MqttLink:
         await client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
 
     def _make_client(self) -> aiomqtt.Client:
-        s = self.settings
+        config = self.config
         return aiomqtt.Client(
-            s.host, s.port,
-            username=s.username, password=s.password, identifier=s.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5 if s.v5 else aiomqtt.ProtocolVersion.V311,
+            config.mqtt_host, config.mqtt_port,
+            username=config.mqtt_username, password=config.mqtt_password, identifier=config.mqtt_client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if self.v5 else aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
             # A fresh session on every connect: requests queued during an outage are stale.
-            clean_session=None if s.v5 else True,
-            clean_start=True if s.v5 else mqtt_client.MQTT_CLEAN_START_FIRST_ONLY,
-            keepalive=s.keepalive, timeout=10,
-            tls_context=s.tls_context(),
-            tls_insecure=s.tls_insecure if s.tls else None,
+            clean_session=None if self.v5 else True,
+            clean_start=True if self.v5 else mqtt_client.MQTT_CLEAN_START_FIRST_ONLY,
+            keepalive=config.mqtt_keepalive, timeout=10,
+            tls_context=tls_context(config),
+            tls_insecure=config.mqtt_tls_insecure if config.mqtt_tls else None,
             max_queued_incoming_messages=MAX_QUEUED,
         )
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
+        wanted: list[tuple[str, SubscribeOptions]] | list[tuple[str, int]]
         if self.v5:
             # Retain Handling 2: no retained requests on subscribe; Retain As Published so
             # requests published with the retain flag can be recognised and ignored.
@@ -176,24 +153,26 @@ class MqttLink:
             wanted = [(topic, options) for topic in self._subscriptions]
         else:
             wanted = [(topic, 1) for topic in self._subscriptions]
-        granted = await client.subscribe(wanted)
-        for topic, code in zip(self._subscriptions, granted):
-            value = getattr(code, "value", code)
-            if value >= 0x80:
+        granted: list[int | ReasonCode] = list(await client.subscribe(wanted))
+        for topic, code in zip(self._subscriptions, granted, strict=False):
+            # v5 answers with reason codes, 3.1.1 with the granted QoS (0x80: refused).
+            refused = code.is_failure if isinstance(code, ReasonCode) else code >= 0x80
+            if refused:
                 _LOGGER.error("subscription to %s refused by the broker (%s)", topic, code)
 
     async def run(self, handler: LinkHandler) -> None:
         """Stay connected until cancelled; then publish "offline" and disconnect."""
-        s = self.settings
-        delay = s.reconnect_min
+        config = self.config
+        where = f"{config.mqtt_host}:{config.mqtt_port}"
+        delay = config.reconnect_min
         while True:
             try:
                 async with self._make_client() as client:
                     await self._subscribe(client)
                     await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     self._client = client
-                    delay = s.reconnect_min
-                    _LOGGER.info("connected to MQTT broker %s:%s", s.host, s.port)
+                    delay = config.reconnect_min
+                    _LOGGER.info("connected to MQTT broker %s", where)
                     if self._metrics is not None:
                         self._metrics.mqtt_connected.set(1)
                     try:
@@ -207,9 +186,9 @@ class MqttLink:
                             )
                         raise
             except aiomqtt.MqttError as err:
-                _LOGGER.warning("MQTT connection to %s:%s lost or refused: %s", s.host, s.port, err)
+                _LOGGER.warning("MQTT connection to %s lost or refused: %s", where, err)
             except OSError as err:  # TLS setup and socket errors that aiomqtt does not wrap
-                _LOGGER.warning("cannot connect to MQTT broker %s:%s: %s", s.host, s.port, err)
+                _LOGGER.warning("cannot connect to MQTT broker %s: %s", where, err)
             finally:
                 if self._client is not None:
                     self._client = None
@@ -219,4 +198,4 @@ class MqttLink:
             if self._metrics is not None:
                 self._metrics.reconnects.inc()
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, s.reconnect_max)
+            delay = min(delay * 2, config.reconnect_max)

@@ -6,32 +6,34 @@ import contextlib
 import json
 from typing import Any
 
+from voice_common.errors import MqttCode
+
 from .replies import SessionError
 
 
 def parse_json(payload: bytes, limit: int) -> dict[str, Any]:
     """A JSON object control message (empty payload: {})."""
     if len(payload) > limit:
-        raise SessionError("too_large", f"control message larger than {limit} bytes")
+        raise SessionError(f"control message larger than {limit} bytes", MqttCode.TOO_LARGE)
     if not payload.strip():
         return {}
     try:
         data = json.loads(payload)
     except ValueError:
-        raise SessionError("invalid_request", "payload is not valid JSON") from None
+        raise SessionError("payload is not valid JSON", MqttCode.INVALID_REQUEST) from None
     if not isinstance(data, dict):
-        raise SessionError("invalid_request", "payload must be a JSON object")
+        raise SessionError("payload must be a JSON object", MqttCode.INVALID_REQUEST)
     return data
 
 
 def parse_say(payload: bytes, limit: int) -> dict[str, Any]:
     """`say` payload: a JSON object with "text", or the text itself."""
     if len(payload) > limit:
-        raise SessionError("too_large", f"message larger than {limit} bytes")
+        raise SessionError(f"message larger than {limit} bytes", MqttCode.TOO_LARGE)
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        raise SessionError("invalid_request", "text is not UTF-8") from None
+        raise SessionError("text is not UTF-8", MqttCode.INVALID_REQUEST) from None
     if text.lstrip().startswith("{"):
         with contextlib.suppress(ValueError):
             data = json.loads(text)

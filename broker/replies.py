@@ -13,29 +13,26 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from voice_common.errors import MqttCode, WireError
+
 from .mqtt import Inbound, MqttLink
 from .topics import Topics
 
 JSON = "application/json"
-
-#: Error codes of `result/error` (documented in docs/mqtt.md).
-ERROR_CODES = (
-    "busy", "timeout", "invalid_format", "invalid_request", "too_large", "audio_lost",
-    "service_unavailable", "backend_error", "disabled", "cancelled", "interrupted", "expired",
-)
+#: Longest MQTT v5 Correlation Data accepted on a request.
+MAX_CORRELATION_BYTES = 256
 
 
-class SessionError(Exception):
-    """Ends a request with a `result/error` carrying `code`."""
+class SessionError(WireError):
+    """Ends a request with a `result/error`: `text` (the payload's `message`), then `code`."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        assert code in ERROR_CODES, code
-        self.code = code
-        self.message = message
+    code: MqttCode
+
+    def __init__(self, text: str, code: MqttCode = MqttCode.INVALID_REQUEST) -> None:
+        super().__init__(text, code)
 
     def payload(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code.value, "message": self.text}
 
 
 @dataclass(frozen=True)
@@ -55,20 +52,20 @@ class ReplyTo:
         return self.deadline is not None and time.monotonic() > self.deadline
 
 
-def reply_to(base: str, msg: Inbound, prefixes: tuple[str, ...], max_correlation: int) -> ReplyTo:
+def reply_to(base: str, msg: Inbound, reply_prefix: tuple[str, ...]) -> ReplyTo:
     """Validate a request's v5 reply properties; raises SessionError (answered on `base`)."""
     deadline = None if msg.expiry is None else msg.received + msg.expiry
-    if msg.correlation is not None and len(msg.correlation) > max_correlation:
-        raise SessionError("invalid_request", f"Correlation Data longer than {max_correlation} bytes")
+    if msg.correlation is not None and len(msg.correlation) > MAX_CORRELATION_BYTES:
+        raise SessionError(f"Correlation Data longer than {MAX_CORRELATION_BYTES} bytes", MqttCode.INVALID_REQUEST)
     if msg.response_topic is None:
         return ReplyTo(base, None, msg.correlation, deadline)
     topic = msg.response_topic
     if (
         any(ch in topic for ch in "#+\0")
         or len(topic) > 256
-        or not any(topic.startswith(prefix) and len(topic) > len(prefix) for prefix in prefixes)
+        or not any(topic.startswith(prefix) and len(topic) > len(prefix) for prefix in reply_prefix)
     ):
-        raise SessionError("invalid_request", "Response Topic is outside the allowed prefixes")
+        raise SessionError("Response Topic is outside the allowed prefixes", MqttCode.INVALID_REQUEST)
     return ReplyTo(base, topic, msg.correlation, deadline)
 
 

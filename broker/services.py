@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from wyoming.info import Info
 
+from .metrics import BrokerMetrics
 from .wyoming_client import ServiceFailure, describe
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ class Service:
 
 
 class ServicePool:
-    def __init__(self, timeout: float, metrics=None) -> None:
-        self._timeout = timeout
+    def __init__(self, connect_timeout: float, metrics: BrokerMetrics | None = None) -> None:
+        self._connect_timeout = connect_timeout
         self._metrics = metrics
         self._services: dict[str, Service] = {}
         self._uses = itertools.count(1)
@@ -91,7 +92,7 @@ class ServicePool:
     async def check(self, service: Service) -> None:
         was = (service.healthy, frozenset(service.kinds))
         try:
-            info = await describe(service.uri, self._timeout)
+            info = await describe(service.uri, self._connect_timeout)
         except ServiceFailure as err:
             if service.healthy:
                 _LOGGER.warning("service %s is down: %s", service.name, err)
@@ -113,15 +114,15 @@ class ServicePool:
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
-    async def run_health_checks(self, interval: float) -> None:
-        """Describe every service each `interval` s, and the ones that are down every
+    async def run_health_checks(self, health_interval: float) -> None:
+        """Describe every service each `health_interval` s, and the ones that are down every
         DOWN_RETRY_S s: a service still loading its model is marked up once it answers."""
         since_full = 0.0
         while True:
-            step = min(interval, DOWN_RETRY_S)
+            step = min(health_interval, DOWN_RETRY_S)
             await asyncio.sleep(step)
             since_full += step
-            if since_full >= interval:
+            if since_full >= health_interval:
                 since_full, due = 0.0, self.services
             else:
                 due = [s for s in self.services if not s.healthy]

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
-from .config import Limits
+from voice_common.errors import MqttCode
+
+from .config import SessionConfig
 from .metrics import BrokerMetrics
 from .replies import Replies, ReplyTo, SessionError
 from .services import Service, ServicePool
@@ -21,8 +24,8 @@ from .wyoming_client import BackendBusy, ServiceFailure
 
 T = TypeVar("T")
 
-#: What a Wyoming service's own error codes mean for the requester.
-_PASSED_ON = {"invalid_format", "too_large", "timeout"}
+#: Wyoming error codes of a service that mean the same for the requester (the rest: backend_error).
+_PASSED_ON = {code.value: code for code in (MqttCode.INVALID_FORMAT, MqttCode.TOO_LARGE, MqttCode.TIMEOUT)}
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Deps:
 
     pool: ServicePool
     replies: Replies
-    limits: Limits
+    config: SessionConfig
     metrics: BrokerMetrics
     topics: Topics
 
@@ -40,11 +43,12 @@ class Cancel:
     """Inbox item: the requester cancelled."""
 
 
-def backend_error(code: str | None, text: str) -> SessionError:
+def backend_error(text: str, code: str | None) -> SessionError:
     """Map a Wyoming `error` event from a service to the error the requester gets."""
-    if code in _PASSED_ON:
-        return SessionError(code, text)
-    return SessionError("backend_error", f"{code or 'error'}: {text}")
+    passed_on = _PASSED_ON.get(code or "")
+    if passed_on is not None:
+        return SessionError(text, passed_on)
+    return SessionError(f"{code or 'error'}: {text}", MqttCode.BACKEND_ERROR)
 
 
 class Session:
@@ -75,14 +79,14 @@ class Session:
         """The next inbox item; raises SessionError on timeout, cancel or a queued error."""
         if self.interrupted:  # ended from outside (outage, shutdown); normally by cancellation
             raise asyncio.CancelledError
-        timeout = self.deps.limits.idle_timeout if timeout is None else timeout
+        timeout = self.deps.config.idle_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(timeout):  # unlike wait_for (3.11), never swallows a cancel
                 item = await self.inbox.get()
         except TimeoutError:
-            raise SessionError("timeout", f"nothing received for {timeout:g} s") from None
+            raise SessionError(f"nothing received for {timeout:g} s", MqttCode.TIMEOUT) from None
         if isinstance(item, Cancel):
-            raise SessionError("cancelled", "cancelled by the requester")
+            raise SessionError("cancelled by the requester", MqttCode.CANCELLED)
         if isinstance(item, SessionError):
             raise item
         return item
@@ -104,14 +108,15 @@ class Session:
                 except ServiceFailure as err:
                     pool.mark_failed(service, err)
                     if not can_retry():
-                        raise SessionError("backend_error", f"the {self.backend.upper()} service failed") from err
+                        raise SessionError(
+                            f"the {self.backend.upper()} service failed", MqttCode.BACKEND_ERROR) from err
                     self.deps.metrics.failovers.labels(self.backend).inc()
         what = "speech-to-text" if self.kind == "asr" else "text-to-speech"
         if tried and busy == tried:
-            raise SessionError("busy", f"every {what} service is busy")
+            raise SessionError(f"every {what} service is busy", MqttCode.BUSY)
         if tried:
-            raise SessionError("service_unavailable", f"every {what} service is down or busy")
-        raise SessionError("service_unavailable", f"no {what} service is available")
+            raise SessionError(f"every {what} service is down or busy", MqttCode.SERVICE_UNAVAILABLE)
+        raise SessionError(f"no {what} service is available", MqttCode.SERVICE_UNAVAILABLE)
 
     async def run(self) -> Any:
         raise NotImplementedError

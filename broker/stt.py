@@ -27,9 +27,10 @@ from wyoming.asr import Transcribe, Transcript, TranscriptChunk
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 
-from voice_common.audio import AudioFormatError, check_format
+from voice_common.audio import SPEECH_RATE, AudioFormatError, check_format
+from voice_common.errors import MqttCode
+from voice_common.language import LANGUAGE_TAG
 
-from .config import Limits
 from .replies import ReplyTo, SessionError
 from .services import Service
 from .session import Deps, Session, backend_error
@@ -37,8 +38,13 @@ from .wyoming_client import BackendBusy, ServiceClient
 
 _LOGGER = logging.getLogger(__name__)
 
-LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")
 NAME_RE = re.compile(r"^[^\x00-\x1f]{1,128}$")
+#: Audio formats accepted in `start` (anything else: invalid_format); `voice/info` lists them.
+RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+WIDTHS = (2, 4)
+CHANNELS = (1, 2)
+#: A `stop` may announce at most this share of chunks lost before the result is an error.
+MAX_LOST_SHARE = 0.1
 
 
 def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
@@ -46,13 +52,13 @@ def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not pattern.match(value):
-        raise SessionError("invalid_request", f"'{key}' is not valid")
+        raise SessionError(f"'{key}' is not valid", MqttCode.INVALID_REQUEST)
     return value
 
 
 @dataclass(frozen=True)
 class SttRequest:
-    rate: int = 16000
+    rate: int = SPEECH_RATE
     width: int = 2
     channels: int = 1
     language: str | None = None
@@ -60,23 +66,23 @@ class SttRequest:
     model: str | None = None
 
     @classmethod
-    def parse(cls, data: dict[str, Any], limits: Limits, default_language: str | None) -> "SttRequest":
+    def parse(cls, data: dict[str, Any], default_language: str | None) -> SttRequest:
         try:
             rate, width, channels = check_format(
-                data.get("rate", 16000), data.get("width", 2), data.get("channels", 1)
+                data.get("rate", cls.rate), data.get("width", cls.width), data.get("channels", cls.channels)
             )
         except AudioFormatError as err:
-            raise SessionError("invalid_format", str(err)) from None
-        if rate not in limits.rates or width not in limits.widths or channels not in limits.channels:
+            raise SessionError(str(err), MqttCode.INVALID_FORMAT) from None
+        if rate not in RATES or width not in WIDTHS or channels not in CHANNELS:
             raise SessionError(
-                "invalid_format",
-                f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(limits.rates)}, "
-                f"widths {list(limits.widths)}, channels {list(limits.channels)})",
+                f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(RATES)}, "
+                f"widths {list(WIDTHS)}, channels {list(CHANNELS)})",
+                MqttCode.INVALID_FORMAT,
             )
         partials = data.get("partials", False)
         if not isinstance(partials, bool):
-            raise SessionError("invalid_request", "'partials' must be true or false")
-        language = optional_str(data, "language", LANGUAGE_RE) or default_language
+            raise SessionError("'partials' must be true or false", MqttCode.INVALID_REQUEST)
+        language = optional_str(data, "language", LANGUAGE_TAG) or default_language
         return cls(rate, width, channels, language, partials, optional_str(data, "model", NAME_RE))
 
 
@@ -87,12 +93,12 @@ class Stop:
     at: float
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> "Stop":
+    def parse(cls, data: dict[str, Any]) -> Stop:
         values = []
         for key in ("chunks", "bytes"):
             value = data.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise SessionError("invalid_request", f"'{key}' in stop must be a non-negative integer")
+                raise SessionError(f"'{key}' in stop must be a non-negative integer", MqttCode.INVALID_REQUEST)
             values.append(value)
         return cls(values[0], values[1], time.monotonic())
 
@@ -112,7 +118,7 @@ class SttSession(Session):
         self.request = request
         self.frame = request.width * request.channels
         self.bytes_per_second = request.rate * self.frame
-        self.max_bytes = int(deps.limits.max_audio_seconds * self.bytes_per_second)
+        self.max_bytes = int(deps.config.max_audio_seconds * self.bytes_per_second)
         self.received_bytes = 0
         self.received_chunks = 0
         self.closed = False  # no more input accepted (stopped, failed or cancelled)
@@ -126,11 +132,11 @@ class SttSession(Session):
         """Queue one audio message, of any byte count (frames are reassembled in `_frames`)."""
         if self.closed:
             return
-        if len(chunk) > self.deps.limits.max_chunk_bytes:
-            self._close(SessionError("too_large", "audio chunk larger than the limit"))
+        if len(chunk) > self.deps.config.max_chunk_bytes:
+            self._close(SessionError("audio chunk larger than the limit", MqttCode.TOO_LARGE))
         elif self.received_bytes + len(chunk) > self.max_bytes:
             self._close(SessionError(
-                "too_large", f"audio longer than {self.deps.limits.max_audio_seconds:g} s"))
+                f"audio longer than {self.deps.config.max_audio_seconds:g} s", MqttCode.TOO_LARGE))
         else:
             self.received_bytes += len(chunk)
             self.received_chunks += 1
@@ -181,11 +187,11 @@ class SttSession(Session):
         if stop.nbytes:
             shares.append((stop.nbytes - self.received_bytes) / stop.nbytes)
         lost = max(shares, default=0.0)
-        if lost > self.deps.limits.max_lost_share:
+        if lost > MAX_LOST_SHARE:
             raise SessionError(
-                "audio_lost",
                 f"{stop.chunks} chunks / {stop.nbytes} bytes announced, "
                 f"{self.received_chunks} / {self.received_bytes} received",
+                MqttCode.AUDIO_LOST,
             )
 
     def _frames(self, chunk: bytes) -> bytes:
@@ -198,9 +204,9 @@ class SttSession(Session):
     def _check_whole(self) -> None:
         if self._partial:
             raise SessionError(
-                "invalid_format",
                 f"{self.received_bytes} bytes of audio are not a whole number of frames "
                 f"(width x channels = {self.frame} bytes)",
+                MqttCode.INVALID_FORMAT,
             )
 
     def result_timeout(self) -> float:
@@ -209,9 +215,9 @@ class SttSession(Session):
         `--backend-timeout` plus `--stt-timeout-factor` x the audio's seconds, at most
         `--stt-timeout-max`: a fixed bound would fail long utterances on slow CPUs.
         """
-        limits = self.deps.limits
+        config = self.deps.config
         seconds = self.received_bytes / self.bytes_per_second
-        return min(limits.stt_timeout_max, limits.backend_timeout + limits.stt_timeout_factor * seconds)
+        return min(config.stt_timeout_max, config.backend_timeout + config.stt_timeout_factor * seconds)
 
     async def _transcript(self, reader: asyncio.Future, service: Service) -> Transcript:
         """Wait for the reader's transcript, at most `result_timeout()` s.
@@ -225,9 +231,9 @@ class SttSession(Session):
         if not done:
             self.deps.pool.recheck(service)
             raise SessionError(
-                "timeout",
                 f"the speech-to-text service sent no transcript within {timeout:.1f} s after stop "
                 f"({self.received_bytes / self.bytes_per_second:.1f} s of audio)",
+                MqttCode.TIMEOUT,
             )
         return reader.result()
 
@@ -236,10 +242,10 @@ class SttSession(Session):
         return AudioChunk(rate=req.rate, width=req.width, channels=req.channels, audio=audio).event()
 
     async def _attempt(self, service: Service) -> Transcript:
-        limits = self.deps.limits
+        config = self.deps.config
         req = self.request
-        async with ServiceClient(service.uri, connect_timeout=limits.connect_timeout,
-                                 read_timeout=limits.backend_timeout) as client:
+        async with ServiceClient(service.uri, connect_timeout=config.connect_timeout,
+                                 read_timeout=config.backend_timeout) as client:
             await client.write_event(Transcribe(name=req.model, language=req.language).event())
             await client.write_event(AudioStart(rate=req.rate, width=req.width, channels=req.channels).event())
             for audio in self._audio:
@@ -285,4 +291,4 @@ class SttSession(Session):
                 err = Error.from_event(event)
                 if err.code == "busy":
                     raise BackendBusy(err.text)
-                raise backend_error(err.code, err.text)
+                raise backend_error(err.text, err.code)

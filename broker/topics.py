@@ -84,7 +84,7 @@ class Topics:
             if len(pattern) != len(rest):
                 continue
             ids: dict[str, str] = {}
-            for want, got in zip(pattern, rest):
+            for want, got in zip(pattern, rest, strict=True):
                 if want in ("{site}", "{id}"):
                     ids[want] = got
                 elif want != got:

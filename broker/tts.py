@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,27 +16,28 @@ from typing import Any
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.tts import (
-    Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice,
-)
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
+
+from voice_common.errors import MqttCode
+from voice_common.language import LANGUAGE_TAG
+from voice_common.voice import check_speed, voice_options
 
 from .replies import ReplyTo, SessionError, pcm_type
 from .services import Service
 from .session import Deps, Session, backend_error
-from .stt import LANGUAGE_RE, NAME_RE, optional_str
+from .stt import NAME_RE, optional_str
 from .wyoming_client import BackendBusy, ServiceClient
-
-_LOGGER = logging.getLogger(__name__)
-
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
 
 def parse_speed(value: Any) -> float | None:
+    """A request's or a site's `speed`, checked here against the range the TTS service takes,
+    so a speed it would refuse is an `invalid_request` before any service is asked."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_SPEED <= value <= MAX_SPEED:
-        raise SessionError("invalid_request", f"'speed' must be a number in {MIN_SPEED}..{MAX_SPEED}")
-    return float(value)
+    try:
+        return check_speed(value)
+    except ValueError as err:
+        raise SessionError(str(err), MqttCode.INVALID_REQUEST) from None
 
 
 @dataclass(frozen=True)
@@ -50,34 +50,31 @@ class Voice:
     speed: float | None = None
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> "Voice":
+    def parse(cls, data: dict[str, Any]) -> Voice:
         voice = data.get("voice")
         if isinstance(voice, dict):  # {"voice": {"name": ..., "speaker": ...}}
             nested = {"voice": voice.get("name"), "speaker": voice.get("speaker")}
         elif voice is None or isinstance(voice, str):
             nested = {"voice": voice, "speaker": data.get("speaker")}
         else:
-            raise SessionError("invalid_request", "'voice' must be a name or an object")
+            raise SessionError("'voice' must be a name or an object", MqttCode.INVALID_REQUEST)
         return cls(
             optional_str(nested, "voice", NAME_RE), optional_str(nested, "speaker", NAME_RE),
-            optional_str(data, "language", LANGUAGE_RE), parse_speed(data.get("speed")),
+            optional_str(data, "language", LANGUAGE_TAG), parse_speed(data.get("speed")),
         )
 
-    def over(self, base: "Voice") -> "Voice":
+    def over(self, base: Voice) -> Voice:
         """These options, with `base` filling the unset ones."""
-        return Voice(*(mine if mine is not None else theirs for mine, theirs in zip(
-            (self.name, self.speaker, self.language, self.speed),
-            (base.name, base.speaker, base.language, base.speed))))
+        return Voice(
+            name=self.name if self.name is not None else base.name,
+            speaker=self.speaker if self.speaker is not None else base.speaker,
+            language=self.language if self.language is not None else base.language,
+            speed=self.speed if self.speed is not None else base.speed,
+        )
 
-    def wyoming(self) -> SynthesizeVoice | None:
-        if self.name is None and self.language is None:
-            return None
-        return SynthesizeVoice(name=self.name, language=self.language, speaker=self.speaker)
-
-    def with_speed(self, event: Event) -> Event:
-        """Speed is not part of Wyoming 1.10; servers of this project read `speed` from data."""
-        if self.speed is not None and self.speed != 1.0:
-            event.data["speed"] = self.speed
+    def apply(self, event: Event) -> Event:
+        """`event` (synthesize or synthesize-start) carrying these options, every one that is set."""
+        event.data.update(voice_options(self.name, self.language, self.speaker, self.speed))
         return event
 
 
@@ -102,9 +99,10 @@ class TtsSession(Session):
         if self.closed:
             return
         self.chars += len(text)
-        if self.chars > self.deps.limits.max_text_chars:
+        if self.chars > self.deps.config.max_text_chars:
             self.closed = True
-            self.fail(SessionError("too_large", f"text longer than {self.deps.limits.max_text_chars} characters"))
+            self.fail(SessionError(
+                f"text longer than {self.deps.config.max_text_chars} characters", MqttCode.TOO_LARGE))
         elif text:
             self.inbox.put_nowait(text)
 
@@ -120,7 +118,7 @@ class TtsSession(Session):
     async def run(self) -> None:
         await self.failover(self._attempt, lambda: not self.audio_started)
         if not self.audio_started:
-            raise SessionError("backend_error", "the TTS service returned no audio")
+            raise SessionError("the TTS service returned no audio", MqttCode.BACKEND_ERROR)
         rate, width, channels = self._format or (0, 0, 0)
         seconds = self._bytes / max(1, rate * width * channels)
         latency = (self._first_audio or self.opened) - self.opened
@@ -134,18 +132,17 @@ class TtsSession(Session):
         })
 
     async def _attempt(self, service: Service) -> None:
-        limits = self.deps.limits
-        voice = self.voice.wyoming()
-        async with ServiceClient(service.uri, connect_timeout=limits.connect_timeout,
-                                 read_timeout=limits.backend_timeout) as client:
+        config = self.deps.config
+        async with ServiceClient(service.uri, connect_timeout=config.connect_timeout,
+                                 read_timeout=config.backend_timeout) as client:
             if not service.streaming.get("tts") or self.ended:
                 while not self.ended:  # collect the whole text first
                     self._take(await self.next_item())
                 self._check_expiry()
-                await client.write_event(self.voice.with_speed(Synthesize("".join(self.parts), voice=voice).event()))
+                await client.write_event(self.voice.apply(Synthesize("".join(self.parts)).event()))
                 await self._read(client, streaming=False)
                 return
-            await client.write_event(self.voice.with_speed(SynthesizeStart(voice=voice).event()))
+            await client.write_event(self.voice.apply(SynthesizeStart().event()))
             for part in self.parts:
                 await client.write_event(SynthesizeChunk(part).event())
             reader = asyncio.ensure_future(self._read(client, streaming=True))
@@ -156,12 +153,11 @@ class TtsSession(Session):
                     if not getter.done():
                         getter.cancel()
                         reader.result()  # raises the service's failure
-                        raise SessionError("backend_error", "the TTS service ended the stream early")
+                        raise SessionError("the TTS service ended the stream early", MqttCode.BACKEND_ERROR)
                     text = self._take(getter.result())
                     if text:
                         await client.write_event(SynthesizeChunk(text).event())
-                full = Synthesize("".join(self.parts), voice=voice).event()
-                await client.write_event(self.voice.with_speed(full))
+                await client.write_event(self.voice.apply(Synthesize("".join(self.parts)).event()))
                 await client.write_event(SynthesizeStop().event())
                 await reader
             finally:
@@ -178,7 +174,7 @@ class TtsSession(Session):
 
     def _check_expiry(self) -> None:
         if self.reply.expired():
-            raise SessionError("expired", "the request's Message Expiry passed before audio was ready")
+            raise SessionError("the request's Message Expiry passed before audio was ready", MqttCode.EXPIRED)
 
     async def _read(self, client: ServiceClient, streaming: bool) -> None:
         while True:
@@ -193,13 +189,13 @@ class TtsSession(Session):
                 err = Error.from_event(event)
                 if err.code == "busy" and not self.audio_started:
                     raise BackendBusy(err.text)
-                raise backend_error(err.code, err.text)
+                raise backend_error(err.text, err.code)
 
     async def _audio(self, event: Event) -> None:
         try:
             rate, width, channels = (int(event.data[k]) for k in ("rate", "width", "channels"))
         except (KeyError, TypeError, ValueError):
-            raise backend_error("invalid_format", "audio event without a format") from None
+            raise SessionError("audio event without a format", MqttCode.INVALID_FORMAT) from None
         fmt = (rate, width, channels)
         replies = self.deps.replies
         if not self.audio_started:
@@ -210,12 +206,12 @@ class TtsSession(Session):
             await replies.send(self.reply, "audio-start", {
                 "rate": rate, "width": width, "channels": channels, "voice": self.voice.name})
         elif fmt != self._format:
-            raise backend_error("invalid_format", "the service changed the audio format mid-stream")
+            raise SessionError("the service changed the audio format mid-stream", MqttCode.INVALID_FORMAT)
         if not AudioChunk.is_type(event.type):
             return
         audio = AudioChunk.from_event(event).audio or b""
         frame = width * channels
-        step = max(frame, self.deps.limits.audio_chunk_bytes // frame * frame)
+        step = max(frame, self.deps.config.audio_chunk_bytes // frame * frame)
         content_type = pcm_type(rate, width, channels)
         for start in range(0, len(audio), step):
             piece = audio[start:start + step]

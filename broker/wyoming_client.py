@@ -36,13 +36,13 @@ class ServiceClient(AsyncTcpClient):
     async def connect(self) -> None:
         try:
             await super().connect()
-        except (OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, OSError) as err:
             raise ServiceFailure(f"cannot connect to {self.uri}: {err or type(err).__name__}") from err
 
     async def disconnect(self) -> None:
         try:
             await asyncio.wait_for(super().disconnect(), 1)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
 
     async def read_event(self, *, bounded: bool = True) -> Event:

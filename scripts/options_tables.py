@@ -15,15 +15,15 @@ sys.path.insert(0, str(REPO))
 
 
 def tables() -> dict[str, str]:
-    from broker.config import OPTIONS as BROKER_OPTIONS, PREFIX as BROKER_PREFIX
+    from broker.config import BridgeConfig
     from voice_common.config import options_markdown
-    from wyoming_stt.__main__ import OPTIONS as STT_OPTIONS
-    from wyoming_tts.__main__ import OPTIONS as TTS_OPTIONS
+    from voice_common.settings import options_of
+    from wyoming_stt.config import SttConfig
+    from wyoming_tts.config import TtsConfig
 
     return {
-        "stt": options_markdown("STT", STT_OPTIONS),
-        "tts": options_markdown("TTS", TTS_OPTIONS),
-        "broker": options_markdown(BROKER_PREFIX, BROKER_OPTIONS),
+        name: options_markdown(config.PREFIX, options_of(config))
+        for name, config in (("stt", SttConfig), ("tts", TtsConfig), ("broker", BridgeConfig))
     }
 
 
@@ -32,7 +32,7 @@ def render(readme: str) -> str:
         pattern = re.compile(rf"(<!-- options:{name} -->\n).*?(<!-- /options:{name} -->)", re.S)
         if not pattern.search(readme):
             raise SystemExit(f"README.md has no <!-- options:{name} --> block")
-        readme = pattern.sub(lambda m: m.group(1) + table + m.group(2), readme)
+        readme = pattern.sub(lambda m, table=table: m.group(1) + table + m.group(2), readme)
     return readme
 
 

@@ -15,7 +15,6 @@ through the services' own option tables, so the line printed is where they reall
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import sys
 import time
@@ -30,12 +29,12 @@ PROGRESS_EVERY_S = 15.0
 
 
 def service_uris() -> tuple[str, str]:
-    from voice_common.config import resolve
-    from wyoming_stt.__main__ import OPTIONS as STT_OPTIONS
-    from wyoming_tts.__main__ import OPTIONS as TTS_OPTIONS
+    from voice_common.settings import load
+    from wyoming_stt.config import SttConfig
+    from wyoming_tts.config import TtsConfig
 
-    stt = resolve("wyoming-stt", "", "STT", STT_OPTIONS, ["--config", str(REPO / "config" / "stt.toml")])
-    tts = resolve("wyoming-tts", "", "TTS", TTS_OPTIONS, ["--config", str(REPO / "config" / "tts.toml")])
+    stt = load(SttConfig, "wyoming-stt", "", ["--config", str(REPO / "config" / "stt.toml")])
+    tts = load(TtsConfig, "wyoming-tts", "", ["--config", str(REPO / "config" / "tts.toml")])
     return stt.uri, tts.uri
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers import REPO, ServerProcess
-from voice_common.config import Option, common_options, resolve
+from voice_common.config import Option, resolve
 from wyoming_stt.__main__ import OPTIONS as STT_OPTIONS
 
 

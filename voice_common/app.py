@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import urlparse
 
 from .config import ConfigError, parse_host_port, usage_error
 from .http import HealthServer
 from .metrics import ServiceMetrics
-from .server import ConnectionFactory, Limits, WyomingServer, wait_for_stop_signal
+from .server import ConnectionFactory, WyomingServer, wait_for_stop_signal
+from .settings import ConnectionLimits, ServerConfig
 from .zeroconf import Advertiser, default_instance_name, lan_address
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ def setup_logging(level: str) -> None:
 
 
 async def run_service(
-    config,
+    config: ServerConfig,
     *,
     service: str,
     metrics: ServiceMetrics,
@@ -46,7 +48,7 @@ async def run_service(
     """
     if config.zeroconf is not None and urlparse(config.uri).scheme != "tcp":
         raise ConfigError(f"--zeroconf: advertising needs a tcp:// --uri, not {config.uri}")
-    server = WyomingServer(config.uri, factory, Limits.from_config(config))
+    server = WyomingServer(config.uri, factory, ConnectionLimits.of(config))
     server.bind()
     ready = False
     health: HealthServer | None = None
@@ -66,7 +68,7 @@ async def run_service(
             return 0
         try:
             load_task.result()
-        except Exception as err:  # noqa: BLE001 - a model that cannot load: say so plainly, exit 2
+        except Exception as err:  # a model that cannot load: say so plainly, exit 2
             expected = isinstance(err, (RuntimeError, OSError, ValueError))  # ModelError, BackendError, ...
             _LOGGER.error("cannot start: %s", err, exc_info=not expected)
             return 2
@@ -74,6 +76,7 @@ async def run_service(
         await server.start()
         if config.zeroconf is not None:
             address = config.zeroconf_host or lan_address(urlparse(config.uri).hostname)
+            assert server.port is not None, "a tcp:// --uri has a port"  # checked at the top
             advertiser = Advertiser(config.zeroconf or default_instance_name(service), server.port, address)
             await advertiser.start()
         ready = True
@@ -99,10 +102,10 @@ async def _close_quietly(advertiser: Advertiser | None) -> None:
             await advertiser.close()
 
 
-def main_entry(coro_factory: Callable[[], "asyncio.Future[int] | object"]) -> None:
+def main_entry(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> None:
     """Run a service coroutine; exit 0 on SIGTERM, 2 on a start-up error (one line on stderr)."""
     try:
-        code = asyncio.run(coro_factory())  # type: ignore[arg-type]
+        code = asyncio.run(coro_factory())
     except KeyboardInterrupt:
         code = 0
     except ConfigError as err:  # found while starting: an address in use, a bad --http, ...

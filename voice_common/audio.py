@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Samples per second of the audio speech models take (STT decodes everything at this rate;
+#: it is also the bridge's default STT format).
+SPEECH_RATE = 16000
 MIN_RATE = 1000
 MAX_RATE = 384_000
 WIDTHS = (1, 2, 4)
@@ -57,7 +60,7 @@ def float_to_pcm16(samples: np.ndarray) -> bytes:
 
 
 class PcmConverter:
-    """Streams PCM of one format into 16 kHz (or `target_rate`) mono float32.
+    """Streams PCM of one format into SPEECH_RATE (or `target_rate`) mono float32.
 
     Chunk boundaries are transport framing, not sample boundaries: Home Assistant's STT web
     API forwards a request body in pieces of any byte count. A partial sample frame at the
@@ -65,7 +68,7 @@ class PcmConverter:
     whole frames is an error, reported by `flush` at the end.
     """
 
-    def __init__(self, rate: int, width: int, channels: int, target_rate: int = 16000) -> None:
+    def __init__(self, rate: int, width: int, channels: int, target_rate: int = SPEECH_RATE) -> None:
         self.rate, self.width, self.channels = check_format(rate, width, channels)
         self.target_rate = target_rate
         self.frame_bytes = width * channels

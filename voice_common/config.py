@@ -1,8 +1,8 @@
 """Configuration: CLI flag > environment variable > TOML file > default.
 
-Each service declares its options once as a list of `Option`s; this module turns
-them into an argparse parser whose `--help` names every environment twin, and
-resolves the final values with a fixed precedence.
+`Option`s (derived from each service's configuration dataclass, see settings.py) build
+an argparse parser whose `--help` names every environment twin and the README's option
+tables, and `resolve` finds each option's value with a fixed precedence.
 
 A mistake in the configuration, or one found while starting (a port in use), is
 one line on stderr, `PROG: error: --OPTION ...: what is wrong`, and exit code 2:
@@ -15,9 +15,10 @@ import argparse
 import os
 import sys
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, NoReturn, Sequence
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -65,6 +66,34 @@ def parse_zeroconf_name(value: Any) -> str | None:
     if text.lower() in _FALSE:
         return None
     return text
+
+
+def positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1, got {number}")
+    return number
+
+
+def non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
+    return number
+
+
+def positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"must be more than 0, got {number:g}")
+    return number
+
+
+def non_negative_float(value: Any) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError(f"must not be negative, got {number:g}")
+    return number
 
 
 def parse_list(value: Any) -> list[str]:
@@ -128,44 +157,21 @@ class Option:
         if raw is None:
             return None
         try:
-            if self.multiple:
-                return [self.type(v) for v in parse_list(raw)]
-            value = self.type(raw)
+            values = [self.type(v) for v in parse_list(raw)] if self.multiple else [self.type(raw)]
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{self.flag} ({source}): {err}") from err
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(
-                f"{self.flag} ({source}): {value!r} is not one of {', '.join(self.choices)}"
-            )
-        return value
+        for value in values:
+            if self.choices is not None and value not in self.choices:
+                raise ConfigError(f"{self.flag} ({source}): {value!r} is not one of {', '.join(self.choices)}")
+        return values if self.multiple else values[0]
 
-
-#: `--debug`, as in the reference servers: the same as --log-level DEBUG (`resolve` applies it).
-DEBUG_OPTION = Option("debug", False, "Log at DEBUG level (the same as --log-level DEBUG)", type=parse_bool)
-
-
-def common_options(service: str, default_port: int, max_sessions: int = 4) -> list[Option]:
-    """Options every Wyoming server has (runtime, zeroconf, HTTP, logging)."""
-    return [
-        Option("uri", f"tcp://0.0.0.0:{default_port}", f"Where to listen: {URI_FORMS} (events on stdin/stdout, "
-               "logs on stderr)", type=parse_uri),
-        Option("http", None, "Serve /healthz and /metrics on HOST:PORT (off when unset)", metavar="HOST:PORT",
-               type=http_address),
-        Option(
-            "zeroconf", None,
-            f"Advertise on the LAN as _wyoming._tcp with this instance name "
-            f"(given without a name: <hostname>-{service}; off when unset)",
-            metavar="NAME", const="", type=parse_zeroconf_name,
-        ),
-        Option("zeroconf_host", None, "Address to advertise (default: this host's LAN address)"),
-        Option("max_sessions", max_sessions, "Requests served at once; more get an error with code 'busy'", type=int),
-        Option("max_connections", 64, "Open client connections at once; more are refused with 'busy'", type=int),
-        Option("max_frame_bytes", 4 * 1024 * 1024, "Largest event header + data + payload accepted", type=int),
-        Option("idle_timeout", 30.0, "Seconds a connection may stay silent before it is closed with 'timeout'", type=float),
-        Option("read_timeout", 10.0, "Seconds to receive the rest of an event once its header arrived", type=float),
-        Option("log_level", "INFO", "Logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
-        DEBUG_OPTION,
-    ]
+    def shown_default(self) -> str:
+        """The default as --help and the README show it (paths under the home directory as ~)."""
+        if self.default is None or self.default == () or self.default == []:
+            return "unset"
+        if isinstance(self.default, (list, tuple)):
+            return ",".join(map(str, self.default))
+        return str(self.default).replace(str(Path.home()), "~")
 
 
 def build_parser(prog: str, description: str, prefix: str, options: Sequence[Option]) -> argparse.ArgumentParser:
@@ -179,8 +185,7 @@ def build_parser(prog: str, description: str, prefix: str, options: Sequence[Opt
     )
     parser.add_argument("--config", metavar="PATH", help=f"TOML configuration file [env {prefix}_CONFIG]")
     for opt in options:
-        shown = "unset" if opt.default is None else opt.default
-        help_text = f"{opt.help} [env {opt.env_name(prefix)}; default: {shown}]"
+        help_text = f"{opt.help} [env {opt.env_name(prefix)}; default: {opt.shown_default()}]"
         kwargs: dict[str, Any] = {"dest": opt.name, "default": None, "help": help_text}
         if opt.type is parse_bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -189,8 +194,9 @@ def build_parser(prog: str, description: str, prefix: str, options: Sequence[Opt
             if opt.choices is not None:
                 kwargs["choices"] = list(opt.choices)
                 kwargs["metavar"] = "{" + ",".join(opt.choices) + "}"
-            if opt.multiple:
+            if opt.multiple:  # choices are checked per item in convert (the value may be a list)
                 kwargs["action"] = "append"
+                kwargs.pop("choices", None)
             if opt.const is not None:
                 kwargs["nargs"] = "?"
                 kwargs["const"] = opt.const
@@ -269,11 +275,11 @@ def parse_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def existing_path(value: str) -> Path:
+def existing_path(value: str) -> str:
     path = Path(value).expanduser()
     if not path.exists():
         raise ConfigError(f"no such file or directory: {value}")
-    return path
+    return str(path)
 
 
 def options_markdown(prefix: str, options: Sequence[Option]) -> str:
@@ -284,12 +290,8 @@ def options_markdown(prefix: str, options: Sequence[Option]) -> str:
         flag = f"{opt.flag} [{opt.metavar}]" if opt.const is not None else opt.flag
         if opt.type is parse_bool:
             flag = f"{opt.flag}, --no-{opt.flag[2:]}"
-        if opt.default is None or opt.default == []:
-            default = "unset"
-        elif isinstance(opt.default, list):
-            default = f"`{','.join(map(str, opt.default))}`"
-        else:  # paths under the home directory shown the way every reader's differs
-            default = "`" + str(opt.default).replace(str(Path.home()), "~") + "`"
+        default = opt.shown_default()
+        default = default if default == "unset" else f"`{default}`"
         text = opt.help.replace("|", "\\|")
         if opt.choices:
             text += " (" + " \\| ".join(opt.choices) + ")"

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import errno
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 

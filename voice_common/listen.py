@@ -16,7 +16,7 @@ import errno
 import os
 import socket
 import stat
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
 from .config import URI_FORMS, ConfigError
@@ -46,7 +46,7 @@ class Listener:
         self.finished: asyncio.Task | None = None
 
     @classmethod
-    def claim(cls, uri: str) -> "Listener":
+    def claim(cls, uri: str) -> Listener:
         """Bind the address now; a ConfigError naming --uri if that cannot be done."""
         listener = cls(uri)
         try:

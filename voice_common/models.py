@@ -12,8 +12,8 @@ import importlib.util
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 class ModelError(RuntimeError):

@@ -20,14 +20,16 @@ from typing import Any
 
 from wyoming.event import Event, async_write_event
 
+from .errors import WireError, WyomingCode
 
-class ProtocolError(Exception):
-    """The peer broke the protocol; `code` goes into the Wyoming error event."""
 
-    def __init__(self, text: str, code: str = "bad_request") -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
+class ProtocolError(WireError):
+    """Ends a Wyoming connection with an `error` event: `text`, then `code`."""
+
+    code: WyomingCode
+
+    def __init__(self, text: str, code: WyomingCode = WyomingCode.BAD_REQUEST) -> None:
+        super().__init__(text, code)
 
 
 class ClientGone(Exception):
@@ -57,9 +59,9 @@ async def read_event(
             return None
         raise ProtocolError("connection closed in the middle of an event header") from err
     except asyncio.LimitOverrunError as err:
-        raise ProtocolError("event header line too long", "too_large") from err
+        raise ProtocolError("event header line too long", WyomingCode.TOO_LARGE) from err
     except TimeoutError as err:
-        raise ProtocolError(f"no event received for {idle_timeout:g} s", "timeout") from err
+        raise ProtocolError(f"no event received for {idle_timeout:g} s", WyomingCode.TIMEOUT) from err
     except (ConnectionError, OSError) as err:
         raise ClientGone(str(err)) from err
 
@@ -77,7 +79,7 @@ async def read_event(
         raise ProtocolError(
             f"event of {len(line) + data_length + payload_length} bytes exceeds the "
             f"limit of {max_frame_bytes} bytes",
-            "too_large",
+            WyomingCode.TOO_LARGE,
         )
 
     payload = None
@@ -89,7 +91,7 @@ async def read_event(
                 payload = await reader.readexactly(payload_length)
     except TimeoutError as err:
         raise ProtocolError(
-            f"event body did not arrive within {read_timeout:g} s", "timeout"
+            f"event body did not arrive within {read_timeout:g} s", WyomingCode.TIMEOUT
         ) from err
     except asyncio.IncompleteReadError as err:
         raise ProtocolError("connection closed in the middle of an event body") from err

@@ -12,14 +12,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from wyoming.error import Error
 from wyoming.event import Event
 
+from .errors import WyomingCode
 from .listen import Listener
 from .protocol import ClientGone, ProtocolError, read_event, write_event
+from .settings import ConnectionLimits
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -30,24 +31,8 @@ HEADER_LINE_LIMIT = 1024 * 1024
 SHUTDOWN_SECONDS = 0.9
 SHUTDOWN_GRACE = 0.6
 SHUTDOWN_LINGER = 0.3
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_frame_bytes: int = 4 * 1024 * 1024
-    idle_timeout: float = 30.0
-    read_timeout: float = 10.0
-    write_timeout: float = 30.0
-    max_connections: int = 64
-
-    @classmethod
-    def from_config(cls, config) -> "Limits":
-        return cls(
-            max_frame_bytes=config.max_frame_bytes,
-            idle_timeout=config.idle_timeout,
-            read_timeout=config.read_timeout,
-            max_connections=config.max_connections,
-        )
+#: A client that stops reading for this long while we write to it counts as gone.
+WRITE_TIMEOUT = 30.0
 
 
 class Connection:
@@ -57,7 +42,7 @@ class Connection:
     background tasks with `spawn`; those are cancelled when the client goes.
     """
 
-    def __init__(self, writer: asyncio.StreamWriter, limits: Limits) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> None:
         self._writer = writer
         self._limits = limits
         self._tasks: set[asyncio.Task] = set()
@@ -75,9 +60,9 @@ class Connection:
 
     async def write(self, event: Event) -> None:
         async with self._write_lock:
-            await write_event(event, self._writer, self._limits.write_timeout)
+            await write_event(event, self._writer, WRITE_TIMEOUT)
 
-    async def send_error(self, text: str, code: str) -> None:
+    async def send_error(self, text: str, code: WyomingCode) -> None:
         """Send an error event; the runtime closes the connection afterwards."""
         with contextlib.suppress(ClientGone):
             await self.write(Error(text=text, code=code).event())
@@ -107,13 +92,13 @@ class Connection:
                 await task
 
 
-ConnectionFactory = Callable[[asyncio.StreamWriter, Limits], Connection]
+ConnectionFactory = Callable[[asyncio.StreamWriter, ConnectionLimits], Connection]
 
 
 class WyomingServer:
     """Accepts connections and drives a `Connection` per client."""
 
-    def __init__(self, uri: str, factory: ConnectionFactory, limits: Limits) -> None:
+    def __init__(self, uri: str, factory: ConnectionFactory, limits: ConnectionLimits) -> None:
         self.uri = uri
         self._factory = factory
         self._limits = limits
@@ -184,7 +169,7 @@ class WyomingServer:
         conn = self._factory(writer, self._limits)
         try:
             if len(self._clients) > self._limits.max_connections:
-                await conn.send_error("too many open connections", "busy")
+                await conn.send_error("too many open connections", WyomingCode.BUSY)
                 return
             while True:
                 event = await read_event(
@@ -202,12 +187,12 @@ class WyomingServer:
         except ClientGone:
             _LOGGER.debug("client went away")
         except asyncio.CancelledError:
-            await _close_with_error(conn, "server is shutting down", "shutting_down")
+            await _close_with_error(conn, "server is shutting down", WyomingCode.SHUTTING_DOWN)
             await _linger(reader, writer, SHUTDOWN_LINGER)  # a streaming client still gets the error
             raise
         except Exception as err:  # a bug or backend fault: tell the client, keep serving others
             _LOGGER.exception("unexpected error while handling a client")
-            await _close_with_error(conn, f"internal error: {type(err).__name__}", "internal_error")
+            await _close_with_error(conn, f"internal error: {type(err).__name__}", WyomingCode.INTERNAL_ERROR)
             await _linger(reader, writer)
         finally:
             conn.closed = True
@@ -220,7 +205,7 @@ class WyomingServer:
                     await writer.wait_closed()
 
 
-async def _close_with_error(conn: Connection, text: str, code: str) -> None:
+async def _close_with_error(conn: Connection, text: str, code: WyomingCode) -> None:
     """Stop the connection's background work first, so nothing follows the error event."""
     conn.closed = True
     await conn.cancel_tasks()

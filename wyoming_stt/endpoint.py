@@ -21,11 +21,13 @@ with the one found earlier whenever nothing but non-speech came in between.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-RATE = 16000
+from voice_common.audio import SPEECH_RATE
+
+RATE = SPEECH_RATE
 WINDOW = 512  # samples per voice-activity window (32 ms)
 #: A window at or above this speech probability is speech (faster-whisper's own VAD uses
 #: 0.5 to start speech and 0.35 to end it; the lower value errs towards keeping words).

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Awaitable, Callable
 
 import numpy as np
 
-from voice_common.metrics import ServiceMetrics
-
 from .backends import DecodeOptions, SttBackend, Transcription
+from .metrics import SttMetrics
 
 
 class Engine:
     """A loaded backend plus a bounded pool of decode threads."""
 
-    def __init__(self, backend: SttBackend, workers: int, metrics: ServiceMetrics) -> None:
+    def __init__(self, backend: SttBackend, workers: int, metrics: SttMetrics) -> None:
         self.backend = backend
         self.workers = max(1, workers)
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="stt-decode")
         self._metrics = metrics
         self._running = 0
+
+    @property
+    def backend_name(self) -> str:
+        """The backend's name (the `backend` label of the metrics)."""
+        return self.backend.name
 
     def idle(self) -> bool:
         """True when a decode could start at once (used to keep partials from stealing CPU)."""

@@ -10,21 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 
-from voice_common.audio import AudioFormatError, PcmConverter
-from voice_common.metrics import LATENCY_BUCKETS, ServiceMetrics
+from voice_common.audio import SPEECH_RATE, AudioFormatError, PcmConverter
+from voice_common.errors import WyomingCode
+from voice_common.language import primary_language
 from voice_common.protocol import ProtocolError
-from voice_common.server import Connection, Limits, SessionSlots
+from voice_common.server import Connection, SessionSlots
+from voice_common.settings import ConnectionLimits
 
 from .backends import DecodeOptions
+from .config import SttConfig
 from .engine import Engine
+from .metrics import SttMetrics
 from .streaming import StreamingDecoder
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,42 +37,30 @@ MAX_HOTWORDS = 100
 MAX_HOTWORD_CHARS = 600
 
 
-class SttMetrics(ServiceMetrics):
-    def __init__(self) -> None:
-        super().__init__("wyoming_stt")
-        self.decode_seconds = Histogram(
-            "decode_seconds", "Time spent in one backend decode", ["backend"],
-            namespace="wyoming_stt", registry=self.registry, buckets=LATENCY_BUCKETS,
-        )
-        self.speculative_hits = Counter(
-            "speculative_hits", "Final transcripts served from a decode made before audio-stop",
-            ["backend"], namespace="wyoming_stt", registry=self.registry,
-        )
-
-
 class SttService:
-    """What all connections share: the engine, settings, info, limits, metrics."""
+    """What all connections share: the engine, settings, info, limits, metrics, and the
+    languages of the loaded model (known once it has loaded)."""
 
-    def __init__(self, config, engine: Engine, metrics: SttMetrics, info: Info) -> None:
+    def __init__(self, config: SttConfig, engine: Engine, metrics: SttMetrics, info: Info,
+                 languages: Sequence[str]) -> None:
         self.config = config
         self.engine = engine
         self.metrics = metrics
         self.info = info
+        self.languages = tuple(languages)
         self.slots = SessionSlots(config.max_sessions)
 
-    def connection(self, writer: asyncio.StreamWriter, limits: Limits) -> "SttConnection":
+    def connection(self, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> SttConnection:
         return SttConnection(self, writer, limits)
 
 
-def normalize_language(language: str | None) -> str | None:
-    """'en-US' / 'en_us' -> 'en' (Whisper languages are ISO 639-1 codes)."""
-    if not language:
-        return None
-    return language.replace("_", "-").split("-")[0].lower()
+def whisper_language(language: str | None) -> str | None:
+    """'en-US' / 'en_us' -> 'en' (Whisper languages are ISO 639-1 codes); None for none."""
+    return primary_language(language) if language else None
 
 
 class SttConnection(Connection):
-    def __init__(self, service: SttService, writer: asyncio.StreamWriter, limits: Limits) -> None:
+    def __init__(self, service: SttService, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> None:
         super().__init__(writer, limits)
         self.service = service
         self._request: Transcribe | None = None
@@ -83,7 +75,7 @@ class SttConnection(Connection):
             await self.write(Pong(text=Ping.from_event(event).text).event())
         elif Transcribe.is_type(event.type):
             if self._decoder is not None:
-                raise ProtocolError("transcribe received during an audio stream", "bad_request")
+                raise ProtocolError("transcribe received during an audio stream", WyomingCode.BAD_REQUEST)
             self._request = Transcribe.from_event(event)
         elif AudioStart.is_type(event.type):
             await self._start(AudioStart.from_event(event))
@@ -98,18 +90,18 @@ class SttConnection(Connection):
     def _options(self) -> DecodeOptions:
         config = self.service.config
         request = self._request or Transcribe()
-        language = normalize_language(request.language) or normalize_language(config.language)
-        languages = self.service.engine.backend.model().languages
+        language = whisper_language(request.language) or whisper_language(config.language)
+        languages = self.service.languages
         if language is not None and language not in languages:
             raise ProtocolError(
                 f"language {request.language or config.language!r} is not supported by model "
                 f"{config.model!r} (supported: {', '.join(languages[:10])}{'...' if len(languages) > 10 else ''})",
-                "unsupported_language",
+                WyomingCode.UNSUPPORTED_LANGUAGE,
             )
         hotwords: list[str] = []
         for item in (request.transcript_names or []) + (request.transcript_terms or []):
             if not isinstance(item, str):
-                raise ProtocolError("transcript_names/terms must be strings", "bad_request")
+                raise ProtocolError("transcript_names/terms must be strings", WyomingCode.BAD_REQUEST)
             item = item.strip()
             if item and item not in hotwords and len(hotwords) < MAX_HOTWORDS:
                 if sum(len(h) + 1 for h in hotwords) + len(item) > MAX_HOTWORD_CHARS:
@@ -124,19 +116,18 @@ class SttConnection(Connection):
 
     async def _start(self, start: AudioStart) -> None:
         if self._decoder is not None:
-            raise ProtocolError("audio-start received twice", "bad_request")
+            raise ProtocolError("audio-start received twice", WyomingCode.BAD_REQUEST)
         try:
             self._converter = PcmConverter(start.rate, start.width, start.channels)
         except AudioFormatError as err:
-            raise ProtocolError(str(err), "invalid_format") from err
+            raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         options = self._options()
         if not self.service.slots.try_acquire():
             raise ProtocolError(
-                f"server busy: {self.service.slots.limit} transcriptions already in progress", "busy"
+                f"server busy: {self.service.slots.limit} transcriptions already in progress", WyomingCode.BUSY
             )
         self._has_slot = True
         self.service.metrics.active_sessions.inc()
-        self._started_at = time.perf_counter()
         config = self.service.config
         self._decoder = StreamingDecoder(
             self.service.engine,
@@ -156,47 +147,47 @@ class SttConnection(Connection):
 
     def _chunk(self, event: Event) -> None:
         if self._decoder is None or self._converter is None:
-            raise ProtocolError("audio-chunk received before audio-start", "bad_request")
+            raise ProtocolError("audio-chunk received before audio-start", WyomingCode.BAD_REQUEST)
         try:
             chunk = AudioChunk.from_event(event)
         except (KeyError, TypeError) as err:
-            raise ProtocolError("audio-chunk without rate/width/channels", "invalid_format") from err
+            raise ProtocolError("audio-chunk without rate/width/channels", WyomingCode.INVALID_FORMAT) from err
         conv = self._converter
         if (chunk.rate, chunk.width, chunk.channels) != (conv.rate, conv.width, conv.channels):
             raise ProtocolError(
                 f"audio-chunk format {chunk.rate}/{chunk.width}/{chunk.channels} differs from "
                 f"audio-start {conv.rate}/{conv.width}/{conv.channels}",
-                "invalid_format",
+                WyomingCode.INVALID_FORMAT,
             )
         try:
             samples = conv.convert(chunk.audio or b"")
         except AudioFormatError as err:
-            raise ProtocolError(str(err), "invalid_format") from err
+            raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         limit = self.service.config.max_audio_seconds
-        if self._decoder.samples + samples.size > limit * 16000:
-            raise ProtocolError(f"audio longer than the limit of {limit:g} s", "too_large")
+        if self._decoder.samples + samples.size > limit * SPEECH_RATE:
+            raise ProtocolError(f"audio longer than the limit of {limit:g} s", WyomingCode.TOO_LARGE)
         self._decoder.add(samples)
 
     async def _stop(self) -> None:
         decoder, converter = self._decoder, self._converter
         if decoder is None or converter is None:
-            raise ProtocolError("audio-stop received before audio-start", "bad_request")
+            raise ProtocolError("audio-stop received before audio-start", WyomingCode.BAD_REQUEST)
         try:
             decoder.add(converter.flush())
         except AudioFormatError as err:
-            raise ProtocolError(str(err), "invalid_format") from err
+            raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         stop_at = time.perf_counter()
         result = await decoder.finish()
-        metrics, backend = self.service.metrics, self.service.engine.backend.name
+        metrics, backend = self.service.metrics, self.service.engine.backend_name
         metrics.latency.labels(backend).observe(time.perf_counter() - stop_at)
         metrics.requests.labels(backend).inc()
-        metrics.audio_seconds.labels(backend).inc(decoder.samples / 16000)
+        metrics.audio_seconds.labels(backend).inc(decoder.samples / SPEECH_RATE)
         if decoder.speculative_hits:
             metrics.speculative_hits.labels(backend).inc()
         _LOGGER.debug("transcript: %s", result.text)
         _LOGGER.info(
             "transcribed %.2f s of audio in %.0f ms after audio-stop",
-            decoder.samples / 16000, (time.perf_counter() - stop_at) * 1000,
+            decoder.samples / SPEECH_RATE, (time.perf_counter() - stop_at) * 1000,
         )
         context = self._request.context if self._request else None
         if self.service.config.streaming:
@@ -217,7 +208,7 @@ class SttConnection(Connection):
             self.service.slots.release()
             self.service.metrics.active_sessions.dec()
 
-    async def send_error(self, text: str, code: str) -> None:
+    async def send_error(self, text: str, code: WyomingCode) -> None:
         self.service.metrics.errors.labels(code).inc()
         await super().send_error(text, code)
 

@@ -15,10 +15,12 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import numpy as np
+
+from voice_common.audio import SPEECH_RATE
 
 from .backends import DecodeOptions, Transcription
 from .endpoint import SpeechEnd
@@ -26,7 +28,7 @@ from .engine import Engine
 
 _LOGGER = logging.getLogger(__name__)
 
-RATE = 16000
+RATE = SPEECH_RATE
 FRAME = 480  # 30 ms energy frames
 
 
@@ -92,7 +94,7 @@ def _norm(word: str) -> str:
 def common_prefix(a: list[str], b: list[str]) -> int:
     """Words two hypotheses share, ignoring case and punctuation ("you." == "you,")."""
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):  # up to the shorter one
         if _norm(x) != _norm(y):
             break
         n += 1
@@ -226,7 +228,7 @@ class StreamingDecoder:
         if early is not None:
             try:
                 result = await asyncio.shield(early)
-            except Exception:  # noqa: BLE001 - decode it again below
+            except Exception:  # decode it again below
                 _LOGGER.debug("early decode failed; decoding again", exc_info=True)
             else:
                 self.speculative_hits += 1

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field, replace
 
 from voice_common.audio import PcmConverter, float_to_pcm16
-from voice_common.protocol import ProtocolError
+from voice_common.language import language_matches, language_tag
+from voice_common.voice import speaker_index
 
 from .backends import SynthesisOptions, TtsBackend, VoiceSpec
-from .backends.base import language_matches, normalize_language
 from .cache import AudioCache
 from .metrics import TtsMetrics
 from .scheduler import FairExecutor
@@ -30,6 +30,18 @@ WARM_UP_TEXT = "Hello, ready."
 
 class SynthesisFailed(RuntimeError):
     """Every backend in the chain failed on a piece of text."""
+
+
+class UnknownVoice(LookupError):
+    """No loaded backend has a voice of the requested name."""
+
+
+class UnknownSpeaker(LookupError):
+    """The chosen voice has no speaker of the requested name or number."""
+
+
+class UnsupportedLanguage(LookupError):
+    """No loaded voice speaks the requested language."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,10 @@ class Plan:
         return self.rate or self.candidates[0].voice.sample_rate
 
 
-class Engine:
+class Synthesizer:
+    """The backend chain of the service: loads it, resolves requests into Plans, and
+    synthesizes pieces (in the fair worker pool), with the audio cache."""
+
     def __init__(
         self, backends: list[TtsBackend], metrics: TtsMetrics, cache_bytes: int,
         workers: int = 2, default_speaker: str | None = None,
@@ -101,24 +116,25 @@ class Engine:
 
     # -- resolving a request ----------------------------------------------
     def plan(self, name: str | None, language: str | None, speaker: str | None, speed: float) -> Plan:
-        """Pick the voice for a request; raises ProtocolError for what no backend has."""
-        base = SynthesisOptions(speed=speed, language=normalize_language(language) if language else None)
+        """Pick the voice for a request; UnknownVoice, UnsupportedLanguage or UnknownSpeaker
+        for what no backend has."""
+        base = SynthesisOptions(speed=speed, language=language_tag(language) if language else None)
         if name:
             first = self._by_name(name)
             if first is None:
-                raise ProtocolError(f"unknown voice {name!r}", "unknown_voice")
+                raise UnknownVoice(f"unknown voice {name!r}")
         elif language:
             stand_ins = self._stand_ins((language,), exclude=None, options=base)
             if not stand_ins:
-                raise ProtocolError(f"no voice speaks {language!r}", "unsupported_language")
+                raise UnsupportedLanguage(f"no voice speaks {language!r}")
             first = (stand_ins[0].backend, stand_ins[0].voice)
         else:
             first = (self.loaded[0], self.loaded[0].voices()[0])
         backend, spec = first
-        if speaker is None and self.default_speaker and _known_speaker(self.default_speaker, spec.speakers):
+        if speaker is None and self.default_speaker and speaker_index(self.default_speaker, spec.speakers) is not None:
             speaker = self.default_speaker
-        if speaker is not None and spec.speakers and not _known_speaker(speaker, spec.speakers):
-            raise ProtocolError(f"voice {spec.name!r} has no speaker {speaker!r}", "unknown_speaker")
+        if speaker is not None and spec.speakers and speaker_index(speaker, spec.speakers) is None:
+            raise UnknownSpeaker(f"voice {spec.name!r} has no speaker {speaker!r}")
         options = replace(base, speaker=speaker if spec.speakers else None)
         languages = (language,) if language and not name else spec.languages
         return Plan([Candidate(backend, spec, options), *self._stand_ins(languages, exclude=backend, options=base)])
@@ -207,6 +223,3 @@ def resample(pcm: bytes, rate: int, target: int) -> bytes:
     tail = converter.flush()
     return float_to_pcm16(samples) + float_to_pcm16(tail)
 
-
-def _known_speaker(speaker: str, speakers: tuple[str, ...]) -> bool:
-    return speaker in speakers or (speaker.isdigit() and int(speaker) < len(speakers))

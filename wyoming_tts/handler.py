@@ -20,32 +20,31 @@ from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
+from voice_common.errors import WyomingCode
 from voice_common.protocol import ClientGone, ProtocolError
-from voice_common.server import Connection, Limits, SessionSlots
+from voice_common.server import Connection, SessionSlots
+from voice_common.settings import ConnectionLimits
+from voice_common.voice import check_speed
 
-from .engine import Engine, Plan, SynthesisFailed
+from .config import TtsConfig
+from .engine import Plan, SynthesisFailed, Synthesizer, UnknownSpeaker, UnknownVoice, UnsupportedLanguage
 from .metrics import TtsMetrics
 from .pipeline import AudioPipeline
 from .text import SentenceBuffer, split_sentences
 
 _LOGGER = logging.getLogger(__name__)
 _SSML_TAG = re.compile(r"<[^>]*>")
-MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 @dataclass
 class TtsService:
     """What all connections share."""
 
-    engine: Engine
+    engine: Synthesizer
     metrics: TtsMetrics
     slots: SessionSlots
     info: Event
-    samples_per_chunk: int
-    max_text_chars: int
-    default_speed: float = 1.0
-    #: Seconds of silence between sentences (--sentence-silence).
-    sentence_silence: float = 0.0
+    config: TtsConfig
 
 
 @dataclass
@@ -58,7 +57,7 @@ class _Stream:
 
 
 class TtsConnection(Connection):
-    def __init__(self, writer: asyncio.StreamWriter, limits: Limits, service: TtsService) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, limits: ConnectionLimits, service: TtsService) -> None:
         super().__init__(writer, limits)
         self._service = service
         self._stream: _Stream | None = None
@@ -83,7 +82,7 @@ class TtsConnection(Connection):
             _LOGGER.debug("ignoring event %s", event.type)
         return True
 
-    async def send_error(self, text: str, code: str) -> None:
+    async def send_error(self, text: str, code: WyomingCode) -> None:
         if not self._failed:
             self._failed = True
             self._service.metrics.errors.labels(code).inc()
@@ -114,7 +113,7 @@ class TtsConnection(Connection):
             try:
                 await pipeline.run()
             except SynthesisFailed as err:
-                raise ProtocolError(f"synthesis failed: {err}", "synthesis_failed") from err
+                raise ProtocolError(f"synthesis failed: {err}", WyomingCode.SYNTHESIS_FAILED) from err
             except ClientGone:
                 self._service.metrics.cancelled.inc()
                 _LOGGER.info("client left during synthesis; stopped")
@@ -131,7 +130,7 @@ class TtsConnection(Connection):
     # -- streaming ---------------------------------------------------------
     async def _start_stream(self, data: dict) -> None:
         if self._stream is not None:
-            raise ProtocolError("synthesize-start while a stream is open", "bad_request")
+            raise ProtocolError("synthesize-start while a stream is open", WyomingCode.BAD_REQUEST)
         plan = self._plan(data)
         self._acquire()
         pipeline = self._pipeline(plan)
@@ -142,14 +141,14 @@ class TtsConnection(Connection):
         try:
             await pipeline.run()
         except SynthesisFailed as err:
-            await self._fail(f"synthesis failed: {err}", "synthesis_failed")
+            await self._fail(f"synthesis failed: {err}", WyomingCode.SYNTHESIS_FAILED)
         except ClientGone:
             raise
-        except Exception as err:  # noqa: BLE001 - tell the client, never leave it waiting
+        except Exception as err:  # tell the client, never leave it waiting
             _LOGGER.exception("stream synthesis failed")
-            await self._fail(f"internal error: {type(err).__name__}", "internal_error")
+            await self._fail(f"internal error: {type(err).__name__}", WyomingCode.INTERNAL_ERROR)
 
-    async def _fail(self, text: str, code: str) -> None:
+    async def _fail(self, text: str, code: WyomingCode) -> None:
         """From the background task: send the error, then close (the reader sees EOF)."""
         _LOGGER.info("closing connection: %s (%s)", text, code)
         await self.send_error(text, code)
@@ -158,7 +157,7 @@ class TtsConnection(Connection):
     async def _stream_chunk(self, data: dict) -> bool:
         stream = self._stream
         if stream is None:
-            raise ProtocolError("synthesize-chunk without synthesize-start", "bad_request")
+            raise ProtocolError("synthesize-chunk without synthesize-start", WyomingCode.BAD_REQUEST)
         text = _text(data, "text")
         stream.chars += len(text)
         self._check_size(stream.chars)
@@ -170,7 +169,7 @@ class TtsConnection(Connection):
     async def _stop_stream(self) -> bool:
         stream = self._stream
         if stream is None:
-            raise ProtocolError("synthesize-stop without synthesize-start", "bad_request")
+            raise ProtocolError("synthesize-stop without synthesize-start", WyomingCode.BAD_REQUEST)
         for sentence in stream.buffer.flush():
             if not await self._feed(stream, stream.pipeline.put_sentence(sentence)):
                 return False
@@ -200,8 +199,8 @@ class TtsConnection(Connection):
     # -- shared ------------------------------------------------------------
     def _pipeline(self, plan: Plan) -> AudioPipeline:
         service = self._service
-        return AudioPipeline(service.engine, plan, self.write, service.samples_per_chunk, self._alive,
-                             sentence_silence=service.sentence_silence)
+        return AudioPipeline(service.engine, plan, self.write, service.config.samples_per_chunk, self._alive,
+                             sentence_silence=service.config.sentence_silence)
 
     def _alive(self) -> bool:
         """False as soon as the transport saw the connection drop, even while no event is being read."""
@@ -210,22 +209,29 @@ class TtsConnection(Connection):
     def _plan(self, data: dict) -> Plan:
         voice = data.get("voice") or {}
         if not isinstance(voice, dict):
-            raise ProtocolError("'voice' must be an object", "bad_request")
+            raise ProtocolError("'voice' must be an object", WyomingCode.BAD_REQUEST)
         name, language, speaker = (_optional_str(voice, key) for key in ("name", "language", "speaker"))
-        speed = data.get("speed", voice.get("speed", self._service.default_speed))
-        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
-            raise ProtocolError(f"'speed' must be a number from {MIN_SPEED} to {MAX_SPEED}", "bad_request")
-        return self._service.engine.plan(name, language, speaker, float(speed))
+        try:
+            speed = check_speed(data.get("speed", voice.get("speed", self._service.config.speed)))
+        except ValueError as err:
+            raise ProtocolError(str(err), WyomingCode.BAD_REQUEST) from err
+        try:
+            return self._service.engine.plan(name, language, speaker, speed)
+        except UnknownVoice as err:
+            raise ProtocolError(str(err), WyomingCode.UNKNOWN_VOICE) from err
+        except UnknownSpeaker as err:
+            raise ProtocolError(str(err), WyomingCode.UNKNOWN_SPEAKER) from err
+        except UnsupportedLanguage as err:
+            raise ProtocolError(str(err), WyomingCode.UNSUPPORTED_LANGUAGE) from err
 
     def _check_size(self, chars: int) -> None:
-        if chars > self._service.max_text_chars:
-            raise ProtocolError(
-                f"text of {chars} characters exceeds the limit of {self._service.max_text_chars}", "too_large"
-            )
+        limit = self._service.config.max_text_chars
+        if chars > limit:
+            raise ProtocolError(f"text of {chars} characters exceeds the limit of {limit}", WyomingCode.TOO_LARGE)
 
     def _acquire(self) -> None:
         if not self._service.slots.try_acquire():
-            raise ProtocolError(f"all {self._service.slots.limit} synthesis sessions are busy", "busy")
+            raise ProtocolError(f"all {self._service.slots.limit} synthesis sessions are busy", WyomingCode.BUSY)
         self._has_slot = True
         self._service.metrics.active_sessions.inc()
 
@@ -243,7 +249,7 @@ class TtsConnection(Connection):
 def _text(data: dict, key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str):
-        raise ProtocolError(f"'{key}' must be a string", "bad_request")
+        raise ProtocolError(f"'{key}' must be a string", WyomingCode.BAD_REQUEST)
     if data.get("text_format") == "ssml":
         value = _SSML_TAG.sub(" ", value)
     return value
@@ -252,5 +258,5 @@ def _text(data: dict, key: str) -> str:
 def _optional_str(data: dict, key: str) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
-        raise ProtocolError(f"voice '{key}' must be a string", "bad_request")
+        raise ProtocolError(f"voice '{key}' must be a string", WyomingCode.BAD_REQUEST)
     return value or None

@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.event import Event
 
 from voice_common.protocol import ClientGone
 
-from .engine import Engine, Plan
+from .engine import Plan, Synthesizer
 from .text import bounded_pieces, ends_sentence, is_speakable, split_head
 
 #: Pieces of text waiting for synthesis (the reader blocks beyond this: backpressure).
@@ -36,7 +36,7 @@ TEXT_QUEUE = 8
 class AudioPipeline:
     def __init__(
         self,
-        engine: Engine,
+        engine: Synthesizer,
         plan: Plan,
         write: Callable[[Event], Awaitable[None]],
         samples_per_chunk: int,

@@ -32,6 +32,8 @@ _CJK_TERMINALS = "。！？"
 #: or at a CJK terminal.
 _SENTENCE_END = re.compile(r"(?:[.!?…]+[\"'”’)\]]*(?=\s)|[。！？]+[\"'”’)\]」』]*)")
 _CLAUSE_END = re.compile(r"[,;:，、；：]+(?=\s)|[，、；：]+")
+#: A period right after a digit at the very end of the text so far: "3." may become "3.5".
+_DIGIT_PERIOD_AT_END = re.compile(r"\d\.$")
 #: Words whose final period is not a sentence end.
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "vs", "e.g", "i.e", "approx"}
 _CLOSERS = "\"'”’)]」』"
@@ -60,7 +62,10 @@ class SentenceBuffer:
 
     A sentence is complete when terminal punctuation is followed by whitespace,
     or when a chunk ends with `.`, `!` or `?` (a finished sentence must not wait
-    for the next chunk; a known abbreviation does wait). Text that grows past
+    for the next chunk). A known abbreviation does wait, and so does a period right
+    after a digit: "It is 3" + "." + "5 degrees." is one sentence, "It is 3.5
+    degrees.", so "3." is held until the next chunk (or the end of the stream) shows
+    whether a digit follows. Text that grows past
     `limit` without a sentence end is released at a clause or word boundary.
     With `early_head`, the first few words of a stream are released as soon as
     SPLIT_FROM - 1 words are complete, before the first sentence ends, so the
@@ -84,7 +89,8 @@ class SentenceBuffer:
             start = end
         rest = self._pending[start:]
         stripped = rest.rstrip().rstrip(_CLOSERS)
-        if stripped.endswith(tuple(_TERMINALS + _CJK_TERMINALS)) and not _is_abbreviation(stripped, len(stripped)):
+        if (stripped.endswith(tuple(_TERMINALS + _CJK_TERMINALS)) and not _is_abbreviation(stripped, len(stripped))
+                and not _DIGIT_PERIOD_AT_END.search(rest)):
             sentences.append(rest)
             rest = ""
         if self._want_head and not sentences:
@@ -102,10 +108,6 @@ class SentenceBuffer:
         """The text still pending at the end of the stream, as a last sentence."""
         rest, self._pending = self._pending.strip(), ""
         return [rest] if rest else []
-
-    @property
-    def pending(self) -> str:
-        return self._pending
 
 
 def _cut_point(text: str, limit: int) -> int:

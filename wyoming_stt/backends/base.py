@@ -57,7 +57,7 @@ class SttBackend(ABC):
         """Blocking: 16 kHz mono float32 -> text ('' for silence or noise)."""
 
     @abstractmethod
-    def vad_stream(self) -> "VadStream":
+    def vad_stream(self) -> VadStream:
         """A fresh voice-activity scorer for one audio stream.
 
         Where speech ends decides what the final decode covers (see wyoming_stt/endpoint.py),

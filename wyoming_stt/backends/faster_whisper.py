@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from voice_common.audio import SPEECH_RATE
 from voice_common.models import ModelError, assemble_parts, package_dir, verify_sha256
 
+from ..config import WhisperConfig
 from .base import DecodeOptions, ModelDescription, SttBackend, Transcription, VadStream
 from .short_context import FULL_WINDOW, encoder_frames, hallucinated
 from .whisper_model import CachingWhisperModel
@@ -62,10 +64,9 @@ def resolve_device(device: str) -> str:
 class FasterWhisperBackend(SttBackend):
     name = "faster-whisper"
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: WhisperConfig) -> None:
         self._config = config
-        self._model = None
-        self._source = config.model
+        self._model: CachingWhisperModel | None = None
         self._languages: list[str] = []
         self._multilingual = False
 
@@ -83,14 +84,11 @@ class FasterWhisperBackend(SttBackend):
         return name  # hub name: faster-whisper's normal download/cache path
 
     def load(self) -> None:
-        from faster_whisper.tokenizer import _LANGUAGE_CODES
-
         device = resolve_device(self._config.device)
         compute_type = self._config.compute_type
         if compute_type == "auto":
             compute_type = "float16" if device == "cuda" else "int8"
         path = self._model_path()
-        self._source = path
         _LOGGER.info("loading faster-whisper model %s on %s (%s)", path, device, compute_type)
         try:
             self._model = CachingWhisperModel(
@@ -105,19 +103,22 @@ class FasterWhisperBackend(SttBackend):
         except (OSError, ValueError, RuntimeError) as err:
             raise ModelError(f"cannot load faster-whisper model {self._config.model!r}: {err}") from err
         self._multilingual = bool(self._model.model.is_multilingual)
-        self._languages = sorted(_LANGUAGE_CODES) if self._multilingual else ["en"]
+        self._languages = sorted(self._model.supported_languages)  # public API: ["en"] for an .en model
         self._warm_up()
 
     def _warm_up(self) -> None:
         """Run the encoder and decoder once on every CTranslate2 worker, so the first real
         request is as fast as later ones (silence would not do: VAD skips the model)."""
 
-        noise = np.random.default_rng(0).normal(0, 0.1, 16000 * 2).astype(np.float32)
+        noise = np.random.default_rng(0).normal(0, 0.1, SPEECH_RATE * 2).astype(np.float32)
         frames = encoder_frames(noise.size) if self._config.short_context else None
 
+        model = self._model
+        assert model is not None, "load() first"
+
         def decode(_index: int) -> None:
-            self._model.set_encoder_frames(frames)
-            segments, _info = self._model.transcribe(
+            model.set_encoder_frames(frames)
+            segments, _info = model.transcribe(
                 noise, language=self._languages[0], beam_size=1, vad_filter=False,
             )
             list(segments)
@@ -129,10 +130,6 @@ class FasterWhisperBackend(SttBackend):
             from faster_whisper.vad import get_speech_timestamps
 
             get_speech_timestamps(noise)
-
-    @property
-    def languages(self) -> list[str]:
-        return self._languages
 
     def model(self) -> ModelDescription:
         name = self._config.model if not os.path.isdir(os.path.expanduser(self._config.model)) else Path(
@@ -154,20 +151,21 @@ class FasterWhisperBackend(SttBackend):
             # Opt-in (--short-context): faster, but the words can differ from the full window's.
             self._model.set_encoder_frames(frames)
             text, language, segments = self._decode(audio, options)
-            if not hallucinated(text, segments, len(audio) / 16000):
+            if not hallucinated(text, segments, len(audio) / SPEECH_RATE):
                 return Transcription(text=text, language=language)
             _LOGGER.info("short-context decode looked wrong; decoding the full 30 s window")
         self._model.set_encoder_frames(None)
         text, language, _segments = self._decode(audio, options)
         return Transcription(text=text, language=language)
 
-    def vad_stream(self) -> "SileroStream":
+    def vad_stream(self) -> SileroStream:
         return SileroStream()
 
-    def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str, list]:
+    def _decode(self, audio: np.ndarray, options: DecodeOptions) -> tuple[str, str | None, list]:
         """One faster-whisper decode with its stock long-form settings (timestamps on, so a
         window the decoder ends early is continued from its last timestamp, not skipped)."""
         language = options.language if self._multilingual else "en"
+        assert self._model is not None, "load() first"
         segments, info = self._model.transcribe(
             audio,
             language=language,

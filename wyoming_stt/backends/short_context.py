@@ -15,6 +15,8 @@ of the full window's cost for live audio without changing any word.
 
 from __future__ import annotations
 
+from voice_common.audio import SPEECH_RATE
+
 FRAMES_PER_SECOND = 100  # Whisper mel frames
 FULL_WINDOW = 3000
 MIN_FRAMES = 1000  # 10 s
@@ -23,7 +25,7 @@ MAX_COMPRESSION_RATIO = 2.0
 MAX_WORDS_PER_SECOND = 5.0
 
 
-def encoder_frames(samples: int, rate: int = 16000) -> int:
+def encoder_frames(samples: int, rate: int = SPEECH_RATE) -> int:
     """Frames to encode for `samples` of audio: the audio plus a margin, at least 10 s."""
     content = samples * FRAMES_PER_SECOND // rate + 1
     return min(FULL_WINDOW, max(MIN_FRAMES, content + MARGIN_FRAMES))

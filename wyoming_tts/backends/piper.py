@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 from voice_common.models import ModelError, package_dir, verify_sha256
+from voice_common.voice import speaker_index
 
+from ..config import PiperConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
+
+if TYPE_CHECKING:  # piper is imported when the backend loads, not when the service starts
+    from piper import PiperVoice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -28,7 +34,7 @@ ATTRIBUTION = ("Piper (Open Home Foundation)", "https://github.com/OHF-Voice/pip
 class PiperBackend(TtsBackend):
     name = "piper"
 
-    def __init__(self, config, default_voice: str | None) -> None:
+    def __init__(self, config: PiperConfig, default_voice: str | None) -> None:
         self._default = default_voice or BUNDLED_VOICE
         self._voices_dir = Path(config.voices_dir).expanduser() if config.voices_dir else None
         self._download_dir = Path(config.download_dir).expanduser()
@@ -36,7 +42,7 @@ class PiperBackend(TtsBackend):
         self._length_scale = config.length_scale
         self._noise_scale = config.noise_scale
         self._noise_w = config.noise_w
-        self._loaded: dict[str, tuple[object, VoiceSpec]] = {}
+        self._loaded: dict[str, tuple[PiperVoice, VoiceSpec]] = {}
 
     # -- loading ---------------------------------------------------------
     def load(self) -> None:
@@ -56,7 +62,7 @@ class PiperBackend(TtsBackend):
         for path in ordered:
             try:
                 self._load_voice(path, verify=self._is_bundled(path))
-            except Exception as err:  # noqa: BLE001 - one broken voice must not hide the others
+            except Exception as err:  # one broken voice must not hide the others
                 if path == default_path:
                     raise BackendError(f"piper voice {path} could not be loaded: {err}") from err
                 _LOGGER.error("skipping piper voice %s: %s", path, err)
@@ -110,7 +116,7 @@ class PiperBackend(TtsBackend):
         try:
             self._download_dir.mkdir(parents=True, exist_ok=True)
             download_voice(name, self._download_dir)
-        except Exception as err:  # noqa: BLE001 - no network, unknown name, ...
+        except Exception as err:  # no network, unknown name, ...
             raise BackendError(
                 f"piper voice '{name}' is not installed and could not be downloaded ({err}); "
                 "put its .onnx and .onnx.json into --voices-dir"
@@ -129,6 +135,7 @@ class PiperBackend(TtsBackend):
         name = path.stem
         if name in self._loaded:
             return
+        id_map = voice.config.speaker_id_map
         spec = VoiceSpec(
             name=name,
             languages=(language,) if language else (),
@@ -136,7 +143,7 @@ class PiperBackend(TtsBackend):
             attribution_name=ATTRIBUTION[0],
             attribution_url=ATTRIBUTION[1],
             version=raw.get("piper_version"),
-            speakers=tuple(sorted(voice.config.speaker_id_map, key=voice.config.speaker_id_map.get)),
+            speakers=tuple(sorted(id_map, key=lambda speaker: id_map[speaker])),
             sample_rate=voice.config.sample_rate,
         )
         self._loaded[name] = (voice, spec)
@@ -152,10 +159,10 @@ class PiperBackend(TtsBackend):
         if entry is None:
             raise BackendError(f"piper has no voice {voice!r}")
         piper_voice, spec = entry
-        config = piper_voice.config  # type: ignore[attr-defined]
+        config = piper_voice.config
         length_scale = self._length_scale if self._length_scale is not None else config.length_scale
         syn = SynthesisConfig(
-            speaker_id=_speaker_id(options.speaker, config.speaker_id_map),
+            speaker_id=_speaker_id(options.speaker, spec, config.speaker_id_map),
             length_scale=length_scale / options.speed,
             noise_scale=self._noise_scale,
             noise_w_scale=self._noise_w,
@@ -163,18 +170,18 @@ class PiperBackend(TtsBackend):
 
         def chunks() -> Iterator[bytes]:
             # No silence here: the pipeline puts --sentence-silence between sentences, once.
-            for chunk in piper_voice.synthesize(text, syn):  # type: ignore[attr-defined]
+            for chunk in piper_voice.synthesize(text, syn):
                 yield chunk.audio_int16_bytes
 
         return AudioOut(rate=spec.sample_rate, chunks=chunks())
 
 
-def _speaker_id(speaker: str | None, id_map: dict[str, int]) -> int | None:
-    """A speaker name from `info`, or its number; None = the voice's default speaker."""
-    if speaker is None or not id_map:
+def _speaker_id(speaker: str | None, spec: VoiceSpec, id_map: Mapping[str, int]) -> int | None:
+    """Piper's id of a speaker named as `info` lists them (name or number); None = the
+    voice's default speaker."""
+    if speaker is None or not spec.speakers:
         return None
-    if speaker in id_map:
-        return id_map[speaker]
-    if speaker.isdigit() and int(speaker) < len(id_map):
-        return int(speaker)
-    raise BackendError(f"unknown speaker {speaker!r}")
+    index = speaker_index(speaker, spec.speakers)
+    if index is None:
+        raise BackendError(f"unknown speaker {speaker!r}")
+    return id_map[spec.speakers[index]]

@@ -1,0 +1,87 @@
+"""The TTS service's configuration: every option once, with its default (see voice_common.settings).
+
+`TtsConfig` is what the service resolves at start; each backend receives only its own
+section (`PiperConfig`, `KokoroConfig`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from voice_common.config import non_negative_float, positive_int
+from voice_common.settings import ServerConfig, Settings, setting
+from voice_common.voice import MAX_SPEED, MIN_SPEED, speed_option
+
+BackendName = Literal["piper", "kokoro"]
+
+_CACHE = Path.home() / ".cache" / "wyoming-voice-services"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendConfig(Settings):
+    """What every backend reads."""
+
+    device: Literal["cpu", "cuda"] = setting(
+        "cpu", "Inference device (cuda: piper via onnxruntime-gpu, kokoro via the torch package)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PiperConfig(BackendConfig):
+    """What the Piper backend reads."""
+
+    voices_dir: str | None = setting(None, "Directory whose Piper voices (.onnx + .onnx.json) are all served")
+    download_dir: str = setting(str(_CACHE / "piper-voices"), "Where Piper voices named by --model are downloaded")
+    length_scale: float | None = setting(None, "Piper phoneme length (default: the voice's; >1 is slower)")
+    noise_scale: float | None = setting(None, "Piper generator noise (default: the voice's)")
+    noise_w: float | None = setting(None, "Piper phoneme width noise (default: the voice's)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KokoroConfig(BackendConfig):
+    """What the Kokoro backend reads."""
+
+    kokoro_model: str | None = setting(
+        None, "Kokoro ONNX model (default: the bundled Kokoro-82M int8), e.g. kokoro-v1.0.onnx")
+    kokoro_voices: str | None = setting(
+        None, "Kokoro voices file (default: the bundled Japanese voices), e.g. voices-v1.0.bin")
+    kokoro_torch_dir: str | None = setting(
+        None, "With --device cuda: directory with Kokoro's config.json and .pth (default: the Hugging Face "
+        "cache of hexgrad/Kokoro-82M)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TtsConfig(KokoroConfig, PiperConfig, ServerConfig):
+    """`wyoming-tts`: the server, each backend's section, and how requests are spoken."""
+
+    PREFIX = "TTS"
+    SERVICE = "tts"
+
+    uri: str = "tcp://0.0.0.0:10200"
+    max_sessions: int = 4
+    backend: BackendName = setting("piper", "Text-to-speech backend (first in the fallback chain)")
+    fallback: tuple[BackendName, ...] = setting(
+        (), "Backends tried next, in order, when one fails or lacks the language (comma list or repeated)")
+    model: str | None = setting(
+        None, "Default voice of --backend: a voice name from `info` (default: en_US-joe-medium for piper, "
+        "the first voice for kokoro), for piper also a path to an .onnx voice or a voice name to download")
+    speaker: str | None = setting(None, "Default speaker (name or number) of multi-speaker voices")
+    sentence_silence: float = setting(
+        0.0, "Seconds of silence between sentences, once per boundary and none after the last (as "
+        "wyoming-piper's --sentence-silence; any backend)", parse=non_negative_float)
+    speed: float = setting(1.0, f"Default speaking rate ({MIN_SPEED}-{MAX_SPEED}); requests may send 'speed'",
+                           parse=speed_option)
+    samples_per_chunk: int = setting(1024, "Samples per audio-chunk event", parse=positive_int)
+    max_text_chars: int = setting(10000, "Longest text per request or stream; more gets 'too_large'",
+                                  parse=positive_int)
+    cache_mb: float = setting(32.0, "Audio cache size in MiB (0 = off)", parse=non_negative_float)
+    workers: int = setting(2, "Pieces synthesized at once across all clients (worker threads)", parse=positive_int)
+
+    def chain(self) -> list[BackendName]:
+        """--backend first, then --fallback in order, each once."""
+        names = [self.backend]
+        for name in self.fallback:
+            if name not in names:
+                names.append(name)
+        return names
