@@ -8,10 +8,7 @@ espeak-ng speech and Piper speech (the bundled en_US-joe-medium voice, run in-pr
 from __future__ import annotations
 
 import sys
-import tempfile
-import wave
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -56,22 +53,8 @@ class Clip:
 
 
 def _piper_pcm(texts: list[str]) -> list[bytes]:
-    from piper import PiperVoice
-
-    from .refenv import PIPER_VOICE, piper_voice_dir
-
-    voice = PiperVoice.load(str(piper_voice_dir() / f"{PIPER_VOICE}.onnx"))
-    out = []
-    for text in texts:
-        audio = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
-        with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-            with wave.open(tmp.name, "wb") as wav:
-                wav.setnchannels(1)
-                wav.setsampwidth(2)
-                wav.setframerate(voice.config.sample_rate)
-                wav.writeframes(audio)
-            out.append(decode_audio(Path(tmp.name), RATE))
-    return out
+    """The bundled Piper voice (the same .onnx the reference loads) saying each text."""
+    return [corpus.piper(text) for text in texts]
 
 
 def jfk() -> Clip:
