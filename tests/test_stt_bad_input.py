@@ -18,7 +18,7 @@ from helpers import ServerProcess, espeak
 def stt():
     server = ServerProcess(
         "wyoming_stt", "--max-sessions", "1", "--read-timeout", "1", "--idle-timeout", "2",
-        "--max-audio-seconds", "3", "--max-frame-bytes", "65536",
+        "--max-audio-seconds", "3", "--max-frame-bytes", "65536", "--max-queued", "0",
     ).wait_ready()
     yield server
     assert server.terminate() == 0

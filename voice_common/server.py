@@ -9,6 +9,7 @@ every connection.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import signal
@@ -250,17 +251,63 @@ async def wait_for_stop_signal() -> None:
 
 
 class SessionSlots:
-    """A non-blocking cap on concurrent sessions: overload answers `busy`, never queues."""
+    """A cap on concurrent sessions, with an optional bounded first-come-first-served queue.
 
-    def __init__(self, limit: int) -> None:
+    `try_acquire` never waits (overload answers `busy` at once). `acquire` lets up to
+    `max_waiting` requests wait up to `timeout` s for a slot, in arrival order; `busy` only
+    past that. A released slot goes straight to the oldest waiter, so a newcomer never
+    overtakes the queue.
+    """
+
+    def __init__(self, limit: int, max_waiting: int = 0, timeout: float = 0.0) -> None:
         self.limit = limit
+        self.max_waiting = max_waiting
+        self.timeout = timeout
         self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for fut in self._waiters if not fut.done())
 
     def try_acquire(self) -> bool:
-        if self.active >= self.limit:
+        if self.active >= self.limit or self.waiting:
             return False
         self.active += 1
         return True
 
+    async def acquire(self) -> bool:
+        """Take a slot, waiting in line if allowed; False when the line is full or the wait
+        runs out. A caller cancelled while waiting holds no slot."""
+        if self.try_acquire():
+            return True
+        if self.waiting >= self.max_waiting or self.timeout <= 0:
+            return False
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await asyncio.shield(fut)
+            return True
+        except TimeoutError:
+            if fut.done():  # the slot was handed over as the wait ran out: keep it
+                return True
+            fut.cancel()
+            return False
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over, but the caller is gone: pass it on
+            else:
+                fut.cancel()
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(fut)
+
     def release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot passes to the oldest waiter; `active` stays
+                return
         self.active = max(0, self.active - 1)

@@ -52,6 +52,11 @@ class SttConfig(WhisperConfig, ServerConfig):
 
     uri: str = "tcp://0.0.0.0:10300"
     max_sessions: int = 16  # sessions are cheap; --workers bound the CPU
+    max_queued: int = setting(64, "Requests that may wait for a session when --max-sessions are in "
+                              "progress (their audio waits in the socket); more get 'busy'",
+                              parse=non_negative_int)
+    queue_timeout: float = setting(30.0, "Seconds a request may wait for a session before it gets 'busy'",
+                                   parse=positive_float)
     backend: Backend = setting("faster-whisper", "Speech-to-text backend")
     beam_size: int = setting(5, "Beam size (5: the most accurate, faster-whisper's default; 1: greedy, faster)",
                              parse=positive_int)

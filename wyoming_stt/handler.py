@@ -48,7 +48,7 @@ class SttService:
         self.metrics = metrics
         self.info = info
         self.languages = tuple(languages)
-        self.slots = SessionSlots(config.max_sessions)
+        self.slots = SessionSlots(config.max_sessions, config.max_queued, config.queue_timeout)
 
     def connection(self, writer: asyncio.StreamWriter, limits: ConnectionLimits) -> SttConnection:
         return SttConnection(self, writer, limits)
@@ -122,9 +122,11 @@ class SttConnection(Connection):
         except AudioFormatError as err:
             raise ProtocolError(str(err), WyomingCode.INVALID_FORMAT) from err
         options = self._options()
-        if not self.service.slots.try_acquire():
+        slots = self.service.slots
+        if not await slots.acquire():  # waits its turn; the client's audio waits in the socket
             raise ProtocolError(
-                f"server busy: {self.service.slots.limit} transcriptions already in progress", WyomingCode.BUSY
+                f"server busy: {slots.limit} transcriptions in progress and {slots.waiting} waiting "
+                f"(--max-sessions, --max-queued, --queue-timeout {slots.timeout:g} s)", WyomingCode.BUSY
             )
         self._has_slot = True
         self.service.metrics.active_sessions.inc()
