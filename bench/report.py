@@ -89,6 +89,17 @@ def stt_rows(stt: dict) -> list[list[str]]:
                      ref_cell(ms, "throughput", clients, "p50"), ms(_get(ours, "throughput", clients, "p50")),
                      ratio(_get(ref, "throughput", clients, "p50"), _get(ours, "throughput", clients, "p50")),
                      NA, NA])
+    for clients in (1, 4, 8, 16, 50):
+        o, r = _get(ours, "many", clients, default=None), _get(ref, "many", clients, default=None)
+        if o is None and r is None:
+            continue
+        cell = lambda d: (NA if d is None else  # noqa: E731
+                          f"{ms(d.get('p50'))} / {ms(d.get('p95'))}, {d.get('req_per_s', 0):.2f} req/s, "
+                          f"{d.get('ok', 0)} ok / {d.get('failed', 0)} failed, WER {pct(d.get('wer'))}")
+        rows.append([f"STT {clients} clients at once, one ~3 s command each (burst): p50 / p95 after stop",
+                     cell(r), cell(o), ratio(_get(r, "p50"), _get(o, "p50")),
+                     "all answered" if clients == 50 else NA,
+                     met(o["failed"] == 0) if clients == 50 and o is not None else NA])
     rows += cold_rows("STT", ref, ours, ref_cell)
     mb = lambda v: f"{v:.0f} MB" if _ok(v) else NA  # noqa: E731
     rows.append(["STT peak RSS (whole run of one server)", ref_cell(mb, "peak_rss_mb"), mb(_get(ours, "peak_rss_mb")),

@@ -123,7 +123,7 @@ def main() -> int:
                         help="seconds allowed for the 10 000-character text (default 300)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--stt-sets", default="",
-                        help="only these STT sets, comma-separated (e.g. rt_long,rt_noise_3s,rt_quiet; "
+                        help="only these STT sets, comma-separated (e.g. rt_long,rt_noise_3s,rt_quiet, many: 1-50 clients at once; "
                              "no cold starts or throughput)")
     parser.add_argument("--alone", action="store_true",
                         help="measure each server with no other server process running (one started, "

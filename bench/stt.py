@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from pathlib import Path
 
+import numpy as np
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -33,8 +35,23 @@ class RequestError(RuntimeError):
     pass
 
 
+_REQUESTS = itertools.count()
+
+
+def unique(pcm: bytes) -> bytes:
+    """`pcm` with +-1 LSB of random dither, different for every request: inaudible, but no
+    two requests of a run carry the same bytes, so a server that reuses work for identical
+    input (ours keeps decoded windows) is measured on fresh audio, as users send it."""
+    rng = np.random.default_rng(next(_REQUESTS))
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
+    samples += rng.integers(-1, 2, size=samples.size)
+    return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
+
+
 async def transcribe(port: int, pcm: bytes, *, realtime: bool) -> tuple[float, str]:
-    """One request; returns (seconds from audio-stop to transcript, text)."""
+    """One request (of fresh audio: see `unique`); returns (seconds from audio-stop to
+    transcript, text)."""
+    pcm = unique(pcm)
     client = AsyncTcpClient(HOST, port)
     await asyncio.wait_for(client.connect(), 10)
     try:
@@ -93,6 +110,32 @@ async def throughput(port: int, clip: Clip, clients: int, per_client: int) -> di
     wall = time.perf_counter() - start
     return {"clients": clients, "requests": clients * per_client, "wall_s": wall,
             "req_per_s": clients * per_client / wall, **summary(latencies)}
+
+
+#: Clients at once, each sending one ~3 s command (issue 12: "50 clients ... all get
+#: correct transcripts").
+MANY = (1, 4, 8, 16, 50)
+
+
+async def many_clients(port: int, clips: list[Clip], clients: int) -> dict:
+    """`clients` connections at once, client i sending clips[i % n] in a burst: every
+    outcome counts (a 'busy' or any error is a failed request, not a skipped one)."""
+    async def one(i: int) -> tuple[float, str, str]:
+        clip = clips[i % len(clips)]
+        try:
+            seconds, text = await transcribe(port, clip.pcm, realtime=False)
+            return seconds * 1000, clip.text, text
+        except (RequestError, OSError, asyncio.TimeoutError) as err:
+            return float("nan"), clip.text, f"<{err}>"
+
+    start = time.perf_counter()
+    outcomes = await asyncio.gather(*(one(i) for i in range(clients)))
+    wall = time.perf_counter() - start
+    ok = [(lat, ref, hyp) for lat, ref, hyp in outcomes if lat == lat]
+    errors = [hyp for lat, _ref, hyp in outcomes if lat != lat]
+    return {"clients": clients, "ok": len(ok), "failed": len(errors), "error": errors[:1],
+            "wall_s": wall, "req_per_s": len(ok) / wall, "wer": corpus_wer([(r, h) for _l, r, h in ok]),
+            **summary([lat for lat, _r, _h in ok])}
 
 
 async def cold_start(name: str, argv: list[str], clip: Clip, log_dir: Path) -> dict:
@@ -169,6 +212,15 @@ async def run_servers(servers: dict[str, list[str]], *, cmds: dict[str, list[Cli
                 tp = await throughput(server.port, jfk, clients, 2 if quick else 3)
                 results[name].setdefault("throughput", {})[clients] = tp
                 log(f"  {name} {clients} clients: {tp['req_per_s']:.2f} req/s, p50 {tp['p50']:.0f} ms")
+        for clients in MANY if only is None or "many" in only else ():
+            for name, server in running.items():
+                if name not in throughput_for:
+                    continue
+                out = await many_clients(server.port, cmds["3s"], clients)
+                results[name].setdefault("many", {})[clients] = out
+                log(f"  {name} {clients} clients x one 3 s command: {out['ok']} ok, {out['failed']} failed, "
+                    f"p50 {out['p50']:.0f} ms, p95 {out['p95']:.0f} ms, {out['req_per_s']:.2f} req/s"
+                    + (f" ({out['error'][0]})" if out["error"] else ""))
         for name, server in running.items():
             results[name]["peak_rss_mb"] = server.peak_mb
 
