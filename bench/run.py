@@ -1,6 +1,6 @@
 """Our servers against wyoming-faster-whisper 3.8.1 and wyoming-piper 2.5.2.
 
-    bash bench/run.sh [--quick] [--skip-stt] [--skip-tts] [--no-beam5] [--alone] [--charts-to DIR]
+    bash bench/run.sh [--quick] [--skip-stt] [--skip-tts] [--no-beam5] [--no-beam1] [--alone] [--charts-to DIR]
     .venv/bin/python -m bench.run ...            (the same, once bench/.venv-ref exists)
 
 Installs the reference servers into bench/.venv-ref (pinned, from PyPI), starts every
@@ -67,7 +67,11 @@ async def bench_stt(args, scratch: Path, log_dir: Path) -> dict:
         log(f"  {clip.name}: {clip.seconds:.1f} s")
     hard = stt.hard_sets(cmds, long, quiet)
     only = set(args.stt_sets.split(",")) if args.stt_sets else None
-    servers = [("ref_b1", refenv.ref_stt_argv(1, scratch)), ("ours", refenv.our_stt_argv())]
+    servers = [("ours", refenv.our_stt_argv())]
+    if not args.no_beam1:
+        servers.insert(0, ("ref_b1", refenv.ref_stt_argv(1, scratch)))
+    if args.no_beam1 and args.no_beam5:
+        raise SystemExit("bench: --no-beam1 and --no-beam5 leave no reference to compare with")
     if not args.no_beam5:
         servers.append(("ref_b5", refenv.ref_stt_argv(5, scratch)))
     for name, argv in servers:
@@ -117,6 +121,8 @@ def main() -> int:
     parser.add_argument("--skip-stt", action="store_true")
     parser.add_argument("--skip-tts", action="store_true")
     parser.add_argument("--no-beam5", action="store_true", help="skip the reference STT at beam 5")
+    parser.add_argument("--no-beam1", action="store_true",
+                        help="skip the reference STT at beam 1 (the comparison is at beam 5, ours' default)")
     parser.add_argument("--mem-limit-mb", type=float, default=4096,
                         help="kill a TTS server whose RSS passes this (default 4096)")
     parser.add_argument("--mem-timeout", type=float, default=300,
