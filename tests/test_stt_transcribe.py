@@ -99,7 +99,8 @@ def test_jfk_home_assistant_sequence(stt, jfk_pcm):
 
 
 def test_streaming_partials_arrive_while_audio_still_streams(stt, jfk_pcm):
-    events, early = asyncio.run(transcribe(stt.port, jfk_pcm + silence(0.7), pace=1.5))
+    # Real time, as a microphone sends it (at 1.5x, a loaded machine left two partials at most).
+    events, early = asyncio.run(transcribe(stt.port, jfk_pcm + silence(0.7), pace=1.0))
     assert any(e.type == "transcript-chunk" for e in early), "no partial before audio-stop"
     text = final_text(events)
     assert word_error_rate(JFK_TEXT, text) <= 0.1
