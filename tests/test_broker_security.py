@@ -38,12 +38,12 @@ def test_refused_credentials_and_missing_client_certificate(mosquitto, tmp_path)
     wrong = Bridge(mosquitto, "--prefix", "nope", env={"BROKER_MQTT_PASSWORD": "wrong"}, db=tmp_path / "a.sqlite3")
     no_cert = Bridge(mosquitto, "--prefix", "nope", "--mqtt-tls", "--mqtt-port", str(mosquitto.tls_port),
                      "--mqtt-ca", str(mosquitto.dir / "ca.crt"), db=tmp_path / "b.sqlite3")
-    for bridge in (wrong, no_cert):
+    for bridge, refusal in ((wrong, "lost or refused"), (no_cert, "certificate required")):
         try:
             bridge.launch()
             # Refused twice (it keeps retrying with backoff), and unhealthy after that: judged by
             # the bridge's own log and /healthz, not by how long it took to give up.
-            bridge.wait_log("lost or refused", 2)
+            bridge.wait_log(refusal, 2)
             assert bridge.health_status() == 503, f"connected anyway\n{bridge.log()}"
         finally:
             assert bridge.stop() == 0, bridge.log()
