@@ -173,6 +173,7 @@ class Bridge:
 
     def _start(self, session: Session, registry: dict) -> None:
         registry[session.site] = session
+        session.release = lambda: self._release(session)
         self.metrics.active_sessions.inc()
         session.task = asyncio.ensure_future(self._drive(session))
 
@@ -184,6 +185,7 @@ class Bridge:
                 await self._transcribed(session, result)
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
+            self._release(session)  # free before the error is out: the next request may follow it at once
             await self.answer(session.reply, err)
         except aiomqtt.MqttError:
             self._interrupt(session)
@@ -191,12 +193,14 @@ class Bridge:
             pass  # the link dropped (error queued) or the bridge is stopping
         except Exception:
             _LOGGER.exception("session %s at site %s failed", session.ident, session.site)
+            self._release(session)
             await self.answer(session.reply, SessionError("internal error in the bridge", MqttCode.BACKEND_ERROR))
         finally:
             self._release(session)
             await self._publish_busy(session.site)
 
     def _release(self, session: Session) -> None:
+        """Free the session's site and slot; idempotent (a later session at the site stays)."""
         registry: dict = self.stt if isinstance(session, SttSession) else self.tts
         if registry.get(session.site) is session:
             del registry[session.site]

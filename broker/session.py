@@ -67,6 +67,10 @@ class Session:
         self.task: asyncio.Task | None = None
         #: Cut off by an MQTT outage or shutdown; its error is already queued.
         self.interrupted = False
+        #: Frees the session's site and slot (set by the dispatcher). Called before the
+        #: session's last result goes out, so whoever sees that result can start the next
+        #: request at once instead of racing the release and getting `busy`.
+        self.release: Callable[[], None] = lambda: None
 
     def cancel(self) -> None:
         self.inbox.put_nowait(Cancel())

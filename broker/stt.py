@@ -173,6 +173,7 @@ class SttSession(Session):
         if lost:
             final["lost_chunks"] = lost
         _LOGGER.debug("site %s session %s transcript: %s", self.site, self.ident, transcript.text)
+        self.release()  # the site is free before the requester learns the result
         await self.deps.replies.send(self.reply, "final", final)
         return SttResult(transcript.text, final["language"])
 

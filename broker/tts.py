@@ -126,6 +126,7 @@ class TtsSession(Session):
         metrics.requests.labels("tts").inc()
         metrics.audio_seconds.labels("tts").inc(seconds)
         metrics.latency.labels("tts").observe(latency)
+        self.release()  # the site is free before the requester learns the result
         await self.deps.replies.send(self.reply, "done", {
             "chunks": self._chunks, "bytes": self._bytes,
             "audio_ms": round(seconds * 1000), "latency_ms": round(latency * 1000),

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +90,8 @@ class Mosquitto:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf), "-v"], stdout=log, stderr=log)
         log.close()
-        wait_for_port(self.port, self.proc, 15)
-        wait_for_port(self.tls_port, self.proc, 15)
+        wait_for_port(self.port, self.proc, 60)
+        wait_for_port(self.tls_port, self.proc, 60)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -127,7 +128,13 @@ class Bridge:
         self.log_path = Path(tempfile.mkstemp(prefix="bridge-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Bridge":
+    def start(self, timeout: float = 60.0) -> "Bridge":
+        self.launch()
+        self.wait_healthy(timeout)
+        return self
+
+    def launch(self) -> "Bridge":
+        """Start the process without waiting for it to become healthy."""
         self.http_port = free_port()
         cmd = [
             sys.executable, "-m", "broker", "--mqtt-port", str(self.broker.port),
@@ -137,17 +144,33 @@ class Bridge:
         ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
-        self.wait_healthy(timeout)
         return self
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
+        return self.health_status() == 200
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def health_status(self) -> int | None:
+        """The HTTP status of /healthz (200 connected, 503 not), None while nothing answers."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5) as resp:
+                return resp.status
+        except urllib.error.HTTPError as err:
+            return err.code
+        except OSError:
+            return None
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = 60.0) -> str:
+        """Until `text` is in the log `count` times (the bridge's own word, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"bridge exited with {self.proc.returncode}\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not {count} times in the log within {timeout} s\n{self.log()}")
+            time.sleep(0.1)
+        return self.log()
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -158,7 +181,7 @@ class Bridge:
         raise TimeoutError(f"bridge not healthy within {timeout} s\n{self.log()}")
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=10) as resp:
             return resp.read().decode()
 
     def log(self) -> str:
@@ -247,7 +270,7 @@ class Probe:
                 props.MessageExpiryInterval = expiry
         await self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
 
-    async def next(self, pattern: str = "*", timeout: float = 30.0) -> Received:
+    async def next(self, pattern: str = "*", timeout: float = 60.0) -> Received:
         """The next message whose topic matches the glob `pattern` (others are skipped)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -283,6 +306,18 @@ class Probe:
         while not self.inbox.empty():
             out.append(self.inbox.get_nowait())
         return out
+
+
+async def retained_then(probe: Probe) -> list[Received]:
+    """What arrived up to a marker published after subscribing: every retained message.
+
+    The broker queues a subscription's retained messages before it handles anything the
+    subscriber publishes next, so the marker's arrival ends them; no quiet spell is waited for.
+    """
+    marker = f"pytest-marker/{os.getpid()}-{id(probe)}"
+    await probe._client.subscribe(marker, qos=1)
+    await probe.publish(marker, b"end", qos=1)
+    return [m for m in await probe.until(marker, 60) if m.topic != marker]
 
 
 async def send_audio(probe: Probe, site: str, sid: str, pcm: bytes, *, rate: int = 16000, chunk_ms: int = 40,
@@ -370,5 +405,5 @@ def jfk_pcm() -> bytes:
 
 
 def run(coro):
-    """Run one async test body."""
-    return asyncio.run(asyncio.wait_for(coro, 120))
+    """Run one async test body (the bound only detects a hang: generous for loaded CPUs)."""
+    return asyncio.run(asyncio.wait_for(coro, 300))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
+import time
 
 from helpers import free_port
 from mqtt_helpers import (  # noqa: F401  (fixtures)
@@ -18,11 +18,22 @@ def metric(bridge: Bridge, name: str, **labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+async def processed(probe: Probe, sid: str) -> list:
+    """Everything received until the bridge has handled all that `probe` published before.
+
+    A sentinel request (bad JSON, answered at once with an error) goes last; the bridge handles
+    one client's messages in order, so its answer means the earlier ones are done: no waiting
+    for a quiet spell that a loaded machine may not give.
+    """
+    await probe.publish(f"voice/stt/kitchen/{sid}/start", b"{sentinel")
+    return await probe.until(f"voice/stt/kitchen/{sid}/result/error", 60)
+
+
 async def error_of(probe: Probe, topic: str, payload, **props) -> dict:
     """Publish a request and return the error result for it."""
     await probe.publish(topic, payload, **props)
     base = topic.rsplit("/", 1)[0]
-    msg = await probe.next(f"{base}/result/*", 10)
+    msg = await probe.next(f"{base}/result/*", 60)
     assert msg.topic.endswith("/result/error"), (msg.topic, msg.payload)
     return msg.json()
 
@@ -36,12 +47,11 @@ def test_bad_ids_and_retained_requests_are_dropped(bridge, mosquitto):
                           "voice/tts/küche/say", "voice/tts/kitchen/a b/say"):
                 await probe.publish(topic, {"text": "hello"})
             await probe.publish("voice/tts/kitchen/ret1/say", "retained hello", retain=True)
-            seen = await probe.quiet(1.5)
             await probe.publish("voice/tts/kitchen/ret1/say", b"", retain=True)  # clean up
-            return seen
+            return await processed(probe, "sentinel-ids")
 
     seen = run(scenario())
-    assert not [m.topic for m in seen if "/result/" in m.topic]
+    assert not [m.topic for m in seen if "/result/" in m.topic and "sentinel" not in m.topic]
     after = {r: metric(bridge, "voice_broker_dropped_total", reason=r) for r in before}
     assert after["bad_id"] - before["bad_id"] == 4
     assert after["retained"] - before["retained"] == 2  # the request and the empty one clearing it
@@ -71,12 +81,14 @@ def test_invalid_stt_requests(bridge, mosquitto):
             # Longer than --max-audio-seconds 20.
             await send_audio(probe, "kitchen", "b2", b"\0" * (16000 * 2 * 21), chunk_ms=200, stop=False)
             codes["too_long"] = (await probe.next("voice/stt/kitchen/b2/result/*")).json()
-            # Silence after start: --idle-timeout 2.
+            # Silence after start: --idle-timeout 2 (never sooner; the wait only detects a hang).
+            started = time.monotonic()
             await probe.publish("voice/stt/kitchen/b3/start", {"rate": 16000})
-            codes["idle"] = (await probe.next("voice/stt/kitchen/b3/result/*", 10)).json()
-            return codes
+            codes["idle"] = (await probe.next("voice/stt/kitchen/b3/result/*", 60)).json()
+            return codes, time.monotonic() - started
 
-    codes = run(scenario())
+    codes, idle_s = run(scenario())
+    assert idle_s >= 2.0 and "nothing received for 2 s" in codes["idle"]["message"], (idle_s, codes["idle"])
     assert {k: v["code"] for k, v in codes.items()} == {
         "not_json": "invalid_request", "array": "invalid_request", "rate": "invalid_format",
         "width": "invalid_format", "language": "invalid_request", "huge": "too_large",
@@ -96,7 +108,7 @@ def test_one_session_per_site_and_global_cap(bridge, mosquitto):
             for i in range(4):
                 await probe.publish(f"voice/stt/cap{i}/s1/cancel")
             ends = [await probe.next("voice/stt/cap*/s1/result/*") for _ in range(4)]
-            await asyncio.sleep(0.2)
+            # A session's slot is free before its result is out: no pause needed.
             await probe.publish("voice/stt/cap9/s2/start", {"rate": 16000})  # room again
             await probe.publish("voice/stt/cap9/s2/cancel")
             again = (await probe.next("voice/stt/cap9/s2/result/*")).json()
@@ -137,9 +149,9 @@ def test_invalid_tts_requests_and_expiry(bridge, mosquitto):
             }
             await probe.publish("voice/tts/kitchen/say", {"text": "hi", "id": "../etc"})
             codes["bad_id"] = (await probe.next("voice/tts/kitchen/*/result/error")).json()
-            # A streamed text that goes silent.
+            # A streamed text that goes silent (--idle-timeout 2; the wait only detects a hang).
             await probe.publish("voice/tts/kitchen/t7/text", "Hello and then nothing")
-            codes["idle"] = (await probe.next("voice/tts/kitchen/t7/result/*", 10)).json()
+            codes["idle"] = (await probe.next("voice/tts/kitchen/t7/result/*", 60)).json()
             # Message Expiry: the results carry what is left of it.
             await probe.publish("voice/tts/kitchen/t8/say", "Hello.", expiry=30)
             start = await probe.next("voice/tts/kitchen/t8/result/start")
@@ -179,9 +191,9 @@ def test_audio_for_unknown_session_is_dropped(bridge, mosquitto):
             for _ in range(5):
                 await probe.publish("voice/stt/kitchen/ghost/audio", b"\0" * 640, qos=0)
             await probe.publish("voice/stt/kitchen/ghost/stop", {"chunks": 5})
-            return await probe.quiet(0.7)
+            return await processed(probe, "sentinel-ghost")
 
-    assert not run(scenario())
+    assert not [m.topic for m in run(scenario()) if "sentinel" not in m.topic]
     assert metric(bridge, "voice_broker_dropped_total", reason="no_session") - before == 6
 
 

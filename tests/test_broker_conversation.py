@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from helpers import JFK_TEXT, word_error_rate
 from mqtt_helpers import (  # noqa: F401  (fixtures)
@@ -19,9 +20,10 @@ async def set_mode(probe: Probe, site: str, mode: str) -> None:
         pass
 
 
-async def chat_backend(mosquitto, requests: list, streamed: bool) -> None:
+async def chat_backend(mosquitto, requests: list, streamed: bool, ready: asyncio.Event) -> None:
     """Answers every request: whole on `response`, or streamed as `response/text` + `response/end`."""
     async with Probe(mosquitto, "voice/chat/+/request") as backend:
+        ready.set()  # subscribed: no request can be missed from here on
         while True:
             msg = await backend.next("voice/chat/*/request", 3600)
             requests.append(msg)
@@ -41,11 +43,12 @@ async def chat_backend(mosquitto, requests: list, streamed: bool) -> None:
 def converse(mosquitto, jfk_pcm, site: str, streamed: bool):
     async def scenario():
         requests: list = []
-        backend = asyncio.ensure_future(chat_backend(mosquitto, requests, streamed))
+        ready = asyncio.Event()
+        backend = asyncio.ensure_future(chat_backend(mosquitto, requests, streamed, ready))
         try:
             async with Probe(mosquitto, f"voice/site/{site}/settings", f"voice/stt/{site}/#",
                              f"voice/tts/{site}/#", "voice/stt/kitchen/+/result/final") as device:
-                await asyncio.sleep(0.3)  # the backend subscribes
+                await asyncio.wait_for(ready.wait(), 60)  # the backend has subscribed
                 await set_mode(device, site, "conversation")
                 await send_audio(device, site, "turn1", jfk_pcm)
                 seen = await device.until(f"voice/tts/{site}/turn1/result/done", 60)
@@ -88,10 +91,12 @@ def test_chat_backend_silent_times_out(bridge, mosquitto, jfk_pcm):
                          "voice/stt/porch/+/result/#") as device:
             await set_mode(device, "porch", "conversation")
             await send_audio(device, "porch", "t9", jfk_pcm[: 16000 * 2 * 3])
+            stopped = time.monotonic()  # the chat request (and its --chat-timeout 3) comes later
             final = await device.next("voice/stt/porch/t9/result/final")
-            error = await device.next("voice/tts/porch/t9/result/error", 10)
-            return final, error
+            error = await device.next("voice/tts/porch/t9/result/error", 60)  # detects a hang only
+            return final, error, time.monotonic() - stopped
 
-    final, error = run(scenario())
+    final, error, waited = run(scenario())
     assert error.json()["code"] == "timeout"
+    assert "within 3 s" in error.json()["message"] and waited >= 3.0, (waited, error.payload)
 

@@ -10,7 +10,7 @@ from broker.hass import discovery_messages
 from broker.topics import Topics
 from helpers import ServerProcess
 from mqtt_helpers import (  # noqa: F401  (fixtures)
-    Bridge, Probe, audio_of, bridge, jfk_pcm, mosquitto, run, send_audio, stt_server, tts_server,
+    Bridge, Probe, audio_of, bridge, jfk_pcm, mosquitto, retained_then, run, send_audio, stt_server, tts_server,
 )
 
 #: What Home Assistant accepts as an entity id (homeassistant.core.valid_entity_id, lower case).
@@ -27,7 +27,7 @@ def test_zeroconf_service_found_used_and_removed(mosquitto, tmp_path):
 
     async def wait_info(probe: Probe, want: bool) -> dict:
         while True:
-            info = json.loads((await probe.next("zc/info", 20)).payload)
+            info = json.loads((await probe.next("zc/info", 120)).payload)  # detects a hang only
             if bool(ours(info) and ours(info)[0]["healthy"]) == want:
                 return info
 
@@ -58,12 +58,12 @@ def test_home_assistant_discovery(bridge, mosquitto):
             await ha.publish("homeassistant/status", "online")  # Home Assistant's birth message
             configs = {}
             while len(configs) < 4:
-                msg = await ha.next("homeassistant/*", 10)
+                msg = await ha.next("homeassistant/*", 60)
                 configs[msg.topic] = msg
         # HA subscribes to a state topic only once it has processed the config: the busy state
         # must be waiting for it there (retained), or the binary_sensor shows `unknown`.
         async with Probe(mosquitto, "voice/site/kitchen/busy") as entity:
-            busy = await entity.next("voice/site/kitchen/busy", 10)
+            busy = await entity.next("voice/site/kitchen/busy", 60)
         return configs, busy
 
     configs, busy = run(scenario())
@@ -96,20 +96,20 @@ def test_busy_state_retained_only_for_announced_sites(bridge, mosquitto, jfk_pcm
     async def scenario():
         async with Probe(mosquitto, "voice/stt/+/+/result/#", "voice/site/+/busy") as probe:
             await send_audio(probe, "kitchen", "b1", jfk_pcm[: 16000 * 2], stop=False)
-            while (await probe.next("voice/site/kitchen/busy", 10)).payload != b"ON":
+            while (await probe.next("voice/site/kitchen/busy", 60)).payload != b"ON":
                 pass
             async with Probe(mosquitto, "voice/site/kitchen/busy") as late:  # HA subscribing now
-                during = await late.next("voice/site/kitchen/busy", 10)
+                during = await late.next("voice/site/kitchen/busy", 60)
             await probe.publish("voice/stt/kitchen/b1/stop", {})
             await probe.next("voice/stt/kitchen/b1/result/*", 60)
-            while (await probe.next("voice/site/kitchen/busy", 10)).payload != b"OFF":
+            while (await probe.next("voice/site/kitchen/busy", 60)).payload != b"OFF":
                 pass
             await send_audio(probe, "made-up-site", "b2", jfk_pcm[: 16000 * 2])
             await probe.next("voice/stt/made-up-site/b2/result/*", 60)
-            while (await probe.next("voice/site/made-up-site/busy", 10)).payload != b"OFF":
+            while (await probe.next("voice/site/made-up-site/busy", 60)).payload != b"OFF":
                 pass
         async with Probe(mosquitto, "voice/site/+/busy") as late:
-            after = {m.topic: m for m in await late.quiet(1.0)}
+            after = {m.topic: m for m in await retained_then(late)}
         return during, after
 
     during, after = run(scenario())

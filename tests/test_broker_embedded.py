@@ -19,11 +19,11 @@ def test_embedded_broker_serves_stt_and_tts(stt_server, tts_server, jfk_pcm, tmp
 
     async def scenario():
         async with Probe(embedded, "voice/#", v5=False) as probe:
-            status = await probe.next("voice/status", 10)
+            status = await probe.next("voice/status", 60)
             await send_audio(probe, "attic", "e1", jfk_pcm)
             final = await probe.next("voice/stt/attic/e1/result/*", 60)
             await probe.publish("voice/tts/attic/e2/say", "Embedded broker works.")
-            seen = await probe.until("voice/tts/attic/e2/result/done", 30)
+            seen = await probe.until("voice/tts/attic/e2/result/done", 120)
             return status, final, seen
 
     try:

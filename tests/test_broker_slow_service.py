@@ -77,8 +77,9 @@ def test_hung_service_ends_in_timeout(mosquitto, jfk_pcm, tmp_path):
             await wait_healthy(probe)
             os.kill(server.proc.pid, signal.SIGSTOP)  # hung: the kernel still accepts the connection
             try:
-                await send_audio(probe, "den", "h1", jfk_pcm[: 16000 * 2], prefix="hung")
-                stopped = time.monotonic()
+                chunks = await send_audio(probe, "den", "h1", jfk_pcm[: 16000 * 2], prefix="hung", stop=False)
+                stopped = time.monotonic()  # before `stop` is sent: the bridge's wait starts after
+                await probe.publish("hung/stt/den/h1/stop", {"chunks": chunks, "bytes": 16000 * 2})
                 error = await probe.next("hung/stt/den/h1/result/*", 60)
                 waited = time.monotonic() - stopped
             finally:
@@ -95,7 +96,7 @@ def test_hung_service_ends_in_timeout(mosquitto, jfk_pcm, tmp_path):
     assert error.topic.endswith("/result/error"), error.payload
     assert error.json()["code"] == "timeout", error.payload
     assert "3.0 s after stop" in error.json()["message"], error.payload  # 2 s + 1 x 1 s of audio
-    assert waited >= 2.5, waited  # a lower bound only: never sooner than the computed wait
+    assert waited >= 2.99, waited  # a lower bound only: never sooner than the computed wait
     assert after.topic.endswith("/result/final"), after.payload
     assert word_error_rate(JFK_TEXT, after.json()["text"]) == 0
     assert "Traceback" not in bridge.log(), bridge.log()

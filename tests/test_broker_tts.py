@@ -94,7 +94,7 @@ def test_first_text_chunk_opens_a_stream(bridge, mosquitto):
 
 
 def _requests_served(server: ServerProcess, port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return sum(float(v) for v in re.findall(r"^wyoming_tts_requests_total\{[^}]*\} (\S+)", text, re.M))
 
@@ -159,7 +159,7 @@ def test_bridges_in_a_group_share_the_requests(mosquitto, tts_server, tmp_path):
         async with Probe(mosquitto, "grp/tts/+/+/result/#") as probe:
             for site in sites:
                 await probe.publish(f"grp/tts/{site}/g1/say", "Shared work.")
-            done = [await probe.next("grp/tts/*/g1/result/done", 30) for _ in sites]
+            done = [await probe.next("grp/tts/*/g1/result/done", 120) for _ in sites]
             return done, await probe.quiet(1.0)
 
     try:

@@ -12,13 +12,14 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event, read_event, write_event
 
 from helpers import ServerProcess, espeak
+from tts_helpers import metrics
 
 
 @pytest.fixture(scope="module")
 def stt():
     server = ServerProcess(
         "wyoming_stt", "--max-sessions", "1", "--read-timeout", "1", "--idle-timeout", "2",
-        "--max-audio-seconds", "3", "--max-frame-bytes", "65536", "--max-queued", "0",
+        "--max-audio-seconds", "3", "--max-frame-bytes", "65536", "--http", "127.0.0.1:0", "--max-queued", "0",
     ).wait_ready()
     yield server
     assert server.terminate() == 0
@@ -30,7 +31,8 @@ class Raw:
     """A plain socket, so tests can send what no well-behaved client would."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        # A socket timeout only detects a hung server; the server's own timeouts are 1-2 s.
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.rfile = self.sock.makefile("rb")
         self.wfile = self.sock.makefile("wb")
 
@@ -59,6 +61,14 @@ class Raw:
 
 def chunk(pcm: bytes, rate=16000, width=2, channels=1) -> Event:
     return AudioChunk(rate, width, channels, pcm).event()
+
+
+def wait_active_sessions(server: ServerProcess, count: int) -> None:
+    """Until the server's gauge says `count` transcriptions hold a slot (its own word, not a sleep)."""
+    deadline = time.monotonic() + 60  # failure detection only
+    while metrics(server)["wyoming_stt_active_sessions"] != count:
+        assert time.monotonic() < deadline, f"active sessions never reached {count}"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -90,26 +100,31 @@ def test_huge_payload_header_refused_before_reading(stt):
     raw = Raw(stt.port)
     header = {"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 1},
               "payload_length": 256 * 1024 * 1024}
-    start = time.perf_counter()
     raw.send_bytes(json.dumps(header).encode() + b"\n")
+    # No payload byte is ever sent: a server that tried to read it first would answer
+    # `timeout` (--read-timeout 1), so `too_large` proves the header alone was judged.
     raw.expect_error("too_large")
-    assert time.perf_counter() - start < 1.0
 
 
 def test_frame_that_never_completes_times_out(stt):
     raw = Raw(stt.port)
     raw.send(AudioStart(16000, 2, 1).event())
     header = {"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 1}, "payload_length": 4096}
+    start = time.monotonic()  # before sending: the server's clock starts after it reads the header
     raw.send_bytes(json.dumps(header).encode() + b"\n" + b"\0" * 100)
-    start = time.perf_counter()
-    raw.expect_error("timeout")
-    assert time.perf_counter() - start < 5
+    data = raw.expect_error("timeout")
+    # The body's --read-timeout (1 s) fired, not the --idle-timeout (2 s) between events.
+    assert "did not arrive within 1 s" in data["text"], data
+    assert time.monotonic() - start >= 1.0
 
 
 def test_idle_between_chunks_times_out(stt):
     raw = Raw(stt.port)
+    start = time.monotonic()
     raw.send(AudioStart(16000, 2, 1).event(), chunk(b"\0" * 2048))
-    raw.expect_error("timeout")
+    data = raw.expect_error("timeout")
+    assert "no event received for 2 s" in data["text"], data
+    assert time.monotonic() - start >= 2.0
 
 
 @pytest.mark.parametrize(
@@ -138,14 +153,15 @@ def test_audio_longer_than_limit(stt):
 
 
 def test_busy_beyond_max_sessions_then_freed(stt):
+    wait_active_sessions(stt, 0)  # what earlier tests left has been released
     first = Raw(stt.port)
     first.send(AudioStart(16000, 2, 1).event(), chunk(b"\0" * 2048))
-    time.sleep(0.2)
+    wait_active_sessions(stt, 1)  # the only slot is taken
     second = Raw(stt.port)
     second.send(AudioStart(16000, 2, 1).event())
     second.expect_error("busy")
     first.close()  # disconnect mid-stream frees the slot
-    time.sleep(0.3)
+    wait_active_sessions(stt, 0)
     third = Raw(stt.port)
     pcm = espeak("hello there")[: 16000 * 2 * 2]
     third.send(Transcribe(language="en").event(), AudioStart(16000, 2, 1).event(), chunk(pcm), AudioStop().event())
@@ -161,7 +177,7 @@ def test_disconnect_mid_stream_leaves_server_healthy(stt):
         raw = Raw(stt.port)
         raw.send(AudioStart(16000, 2, 1).event(), chunk(espeak("turn on the light")[:32000]))
         raw.close()
-    time.sleep(0.5)
+    wait_active_sessions(stt, 0)  # every slot the vanished clients held is given back
     raw = Raw(stt.port)
     raw.send(Event(type="describe"))
     assert read_event(raw.rfile).type == "info"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 import time
@@ -43,13 +42,15 @@ def split_every(text: str, size: int) -> list[str]:
 def test_home_assistant_sequence_speaks_before_the_text_ends(tts, stt, name, pause, threshold):
     chunks = split_every(TEXT, 7)
     assert any(a[-1].isalpha() and b[0].isalpha() for a, b in zip(chunks, chunks[1:]))  # mid-word cuts
-    reply, last_sent = run(stream(tts.port, chunks, name=name, pause=pause))
+    # Half the text (two sentences), then the stream waits for audio before sending the rest:
+    # audio that only came with the end of the text would never come, so this is order, not speed.
+    half = len(chunks) // 2
+    reply, _ = run(stream(tts.port, chunks, name=name, pause=pause, audio_after=half))
 
     types = reply.types
     assert types[0] == "audio-start" and types.count("audio-start") == 1
     assert types[-2:] == ["audio-stop", "synthesize-stopped"]
     assert set(types[1:-2]) == {"audio-chunk"}
-    assert reply.first_audio_time() < last_sent, "sentence one was not spoken before the text ended"
     formats = {(e.data["rate"], e.data["width"], e.data["channels"]) for e in reply.events if e.type == "audio-chunk"}
     assert formats == {(reply.rate, 2, 1)}
 
@@ -66,16 +67,17 @@ def test_a_chunk_ending_a_sentence_is_spoken_without_waiting(tts):
             await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name=BUNDLED_PIPER)).event())
             await client.write_event(SynthesizeChunk(text="The kitchen light ").event())
             await client.write_event(SynthesizeChunk(text="is on.").event())
-            sent = time.perf_counter()
-            await asyncio.wait_for(read_reply(client, reply, ("audio-chunk",)), 5)  # no more text sent yet
-            waited = reply.times[-1] - sent
+            # No more text and no stop sent yet: audio must come anyway (a server that held the
+            # sentence for the next chunk would send nothing, or `timeout` after 30 s idle).
+            await read_reply(client, reply, ("audio-chunk",))
+            early = list(reply.types)
             await client.write_event(SynthesizeChunk(text=" Bye").event())
             await client.write_event(SynthesizeStop().event())
             await read_reply(client, reply, ("synthesize-stopped",))
-            return reply, waited
+            return reply, early
 
-    reply, waited = run(scenario())
-    assert waited < 2.0
+    reply, early = run(scenario())
+    assert early == ["audio-start", "audio-chunk"], early
     assert reply.types.count("audio-start") == 1 and reply.types[-2:] == ["audio-stop", "synthesize-stopped"]
 
 
@@ -120,7 +122,7 @@ def test_client_leaving_mid_stream_stops_its_synthesis(tts):
     run(leave_early())
     # The piece being synthesized when the client left still finishes (a bounded unit cannot be
     # interrupted; Kokoro on a busy 2-core machine needs seconds); then the server drops the rest.
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # failure detection only
     while metrics(tts).get("wyoming_tts_cancelled_total", 0) < before.get("wyoming_tts_cancelled_total", 0) + 1:
         assert time.monotonic() < deadline, "the server did not notice that the client left"
         time.sleep(0.2)

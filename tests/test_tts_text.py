@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from wyoming_tts.scheduler import FairExecutor
 from wyoming_tts.text import MAX_PIECE_CHARS, SentenceBuffer, bounded_pieces, split_head, split_sentences, text_pieces
@@ -46,15 +45,20 @@ def test_pieces_stay_bounded_whatever_the_text():
 
 def test_lower_piece_numbers_run_first():
     executor = FairExecutor(1)
-    order, gate = [], threading.Event()
+    order, started, gate = [], threading.Event(), threading.Event()
+
+    def block() -> None:
+        started.set()
+        gate.wait()
+
     try:
-        blocker = executor.submit(0, gate.wait)  # occupies the only worker while the others queue
-        time.sleep(0.05)
+        blocker = executor.submit(0, block)  # occupies the only worker while the others queue
+        assert started.wait(60)  # it runs: the jobs below can only queue behind it
         jobs = [executor.submit(n, order.append, name) for n, name in ((5, "long-5"), (0, "new-0"), (1, "long-1"))]
         gate.set()
-        blocker.result(5)
+        blocker.result(60)
         for job in jobs:
-            job.result(5)
+            job.result(60)
         assert order == ["new-0", "long-1", "long-5"]
     finally:
         executor.shutdown()
