@@ -77,7 +77,7 @@ def test_zeroconf_advertised_and_unregistered_on_sigterm():
     try:
         ServiceBrowser(zc, "_wyoming._tcp.local.", handlers=[on_change])
         server = ServerProcess("wyoming_stt", "--zeroconf", name, "--zeroconf-host", "127.0.0.1").wait_ready()
-        deadline = time.time() + 10
+        deadline = time.time() + 60  # failure detection only: under load mDNS can be slow
         while time.time() < deadline and not any(n.startswith(name) for n, _ in seen["added"]):
             time.sleep(0.1)
         found = [(n, i) for n, i in seen["added"] if n.startswith(name)]
@@ -85,7 +85,7 @@ def test_zeroconf_advertised_and_unregistered_on_sigterm():
         info = found[0][1]
         assert info is not None and info.port == server.port
         assert server.terminate() == 0
-        deadline = time.time() + 5
+        deadline = time.time() + 60
         while time.time() < deadline and not any(n.startswith(name) for n, _ in seen["removed"]):
             time.sleep(0.1)
         assert any(n.startswith(name) for n, _ in seen["removed"]), "not unregistered on SIGTERM"
