@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,6 +49,7 @@ class EnergyTracker:
     def __init__(self) -> None:
         self._rms: list[float] = []
         self._pending = np.zeros(0, dtype=np.float32)
+        self._voiced = np.zeros(0, dtype=bool)
 
     def add(self, samples: np.ndarray) -> None:
         data = np.concatenate([self._pending, samples]) if self._pending.size else samples
@@ -57,34 +57,23 @@ class EnergyTracker:
         if whole:
             frames = data[:whole].reshape(-1, FRAME)
             self._rms.extend(np.sqrt(np.mean(frames * frames, axis=1)).tolist())
+            rms = np.asarray(self._rms)
+            self._voiced = rms > self.threshold(rms)  # once per chunk, not once per question
         self._pending = data[whole:].copy()
 
-    def threshold(self) -> float:
-        if not self._rms:
-            return float("inf")
-        floor = float(np.percentile(np.asarray(self._rms), 10))
+    @staticmethod
+    def threshold(rms: np.ndarray) -> float:
+        floor = float(np.percentile(rms, 10))
         return max(FLOOR_FACTOR * floor, MIN_VOICED_RMS)
 
-    def voiced(self, start_sample: int = 0, end_sample: int | None = None) -> np.ndarray:
-        rms = np.asarray(self._rms)
-        first = start_sample // FRAME
-        last = len(rms) if end_sample is None else -(-end_sample // FRAME)
-        return rms[first:last] > self.threshold()
-
     def has_speech(self) -> bool:
-        return bool(self.voiced().sum() >= 3)  # >= 90 ms of voiced frames
+        return bool(self._voiced.sum() >= 3)  # >= 90 ms of voiced frames
 
     def trailing_silence_s(self) -> float:
-        voiced = self.voiced()
+        voiced = self._voiced
         if not voiced.any():
             return len(voiced) * FRAME / RATE
         return (len(voiced) - 1 - int(np.flatnonzero(voiced)[-1])) * FRAME / RATE
-
-
-@dataclass
-class Inflight:
-    samples: int  # audio length the decode covers
-    task: asyncio.Task
 
 
 def _norm(word: str) -> str:
@@ -134,7 +123,7 @@ class StreamingDecoder:
         self.samples = 0
         self._energy = EnergyTracker()
         self._speech_end = SpeechEnd(engine.vad_stream())
-        self._partial: Inflight | None = None
+        self._partial: asyncio.Task | None = None
         self._speculative: asyncio.Task | None = None
         #: Early decodes of audio[:end] with the final's options, by `end`.
         self._early: dict[int, asyncio.Task] = {}
@@ -172,8 +161,7 @@ class StreamingDecoder:
         elif (self._on_partial is not None and self._partial is None
               and self.samples - self._last_decode_at >= self._partial_interval):
             self._last_decode_at = self.samples
-            end = self.samples
-            self._partial = Inflight(end, self._spawn(self._decode_partial(end)))
+            self._partial = self._spawn(self._decode_partial(self.samples))
 
     async def _speculate(self) -> None:
         """Decode audio[:speech_end] as soon as the voice-activity model says speech ended."""
