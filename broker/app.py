@@ -10,15 +10,15 @@ from voice_common.config import parse_host_port
 from voice_common.http import HealthServer
 from voice_common.server import wait_for_stop_signal
 
-from .bridge import Bridge
+from .mqtt.front import Bridge
 from .config import BridgeConfig
-from .discovery import Discovery
-from .embedded import EmbeddedBroker
-from .metrics import BrokerMetrics
-from .mqtt import MqttLink
-from .services import ServicePool
-from .settings import SettingsStore
-from .topics import Topics
+from .core.discovery import Discovery
+from .mqtt.embedded import EmbeddedBroker
+from .core.metrics import BrokerMetrics
+from .mqtt.link import MqttLink
+from .core.services import ServicePool
+from .core.settings import SettingsStore
+from .mqtt.topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
 

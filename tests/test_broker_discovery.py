@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from broker.hass import discovery_messages
-from broker.topics import Topics
+from broker.mqtt.hass import discovery_messages
+from broker.mqtt.topics import Topics
 from helpers import ServerProcess
 from mqtt_helpers import (  # noqa: F401  (fixtures)
     Bridge, Probe, audio_of, bridge, jfk_pcm, mosquitto, retained_then, run, send_audio, stt_server, tts_server,

@@ -23,8 +23,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .config import MqttConfig
-from .metrics import BrokerMetrics
+from ..config import MqttConfig
+from ..core.metrics import BrokerMetrics
 
 _LOGGER = logging.getLogger(__name__)
 

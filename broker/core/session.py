@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 from voice_common.errors import MqttCode
 
-from .config import SessionConfig
+from ..config import SessionConfig
 from .metrics import BrokerMetrics
-from .replies import Replies, ReplyTo, SessionError
+from ..mqtt.replies import Replies, ReplyTo, SessionError
 from .services import Service, ServicePool
-from .topics import Topics
+from ..mqtt.topics import Topics
 from .wyoming_client import BackendBusy, ServiceFailure
 
 T = TypeVar("T")

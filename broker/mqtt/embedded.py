@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .config import MqttConfig
+from ..config import MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from voice_common.errors import MqttCode, WireError
 
-from .mqtt import Inbound, MqttLink
+from .link import Inbound, MqttLink
 from .topics import Topics
 
 JSON = "application/json"

@@ -25,18 +25,18 @@ from voice_common.errors import MqttCode
 from voice_common.server import SessionSlots
 
 from .chat import Conversations
-from .config import MODES, BridgeConfig
+from ..config import MODES, BridgeConfig
 from .hass import discovery_messages
-from .metrics import BrokerMetrics
-from .mqtt import Inbound, MqttLink
-from .payloads import parse_json, parse_say
+from ..core.metrics import BrokerMetrics
+from .link import Inbound, MqttLink
+from ..core.payloads import parse_json, parse_say
 from .replies import JSON, Replies, ReplyTo, SessionError, reply_to
-from .services import ServicePool
-from .session import Deps, Session
-from .settings import SettingsStore
-from .stt import CHANNELS, RATES, WIDTHS, Stop, SttRequest, SttResult, SttSession
+from ..core.services import ServicePool
+from ..core.session import Deps, Session
+from ..core.settings import SettingsStore
+from ..core.stt import CHANNELS, RATES, WIDTHS, Stop, SttRequest, SttResult, SttSession
 from .topics import ID_RE, Route, Topics
-from .tts import TtsSession, Voice
+from ..core.tts import TtsSession, Voice
 
 _LOGGER = logging.getLogger(__name__)
 

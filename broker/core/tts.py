@@ -22,7 +22,7 @@ from voice_common.errors import MqttCode
 from voice_common.language import LANGUAGE_TAG
 from voice_common.voice import check_speed, voice_options
 
-from .replies import ReplyTo, SessionError, pcm_type
+from ..mqtt.replies import ReplyTo, SessionError, pcm_type
 from .services import Service
 from .session import Deps, Session, backend_error
 from .stt import NAME_RE, optional_str

@@ -8,7 +8,7 @@ from typing import Any
 
 from voice_common.errors import MqttCode
 
-from .replies import SessionError
+from ..mqtt.replies import SessionError
 
 
 def parse_json(payload: bytes, limit: int) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from typing import Any
 from voice_common.errors import MqttCode
 from voice_common.language import LANGUAGE_TAG
 
-from .config import MODES
-from .replies import SessionError
+from ..config import MODES
+from ..mqtt.replies import SessionError
 from .stt import NAME_RE, optional_str
 from .tts import Voice, parse_speed
 

@@ -18,10 +18,10 @@ from typing import Protocol
 
 from voice_common.errors import MqttCode
 
-from .mqtt import Inbound, MqttLink
+from .link import Inbound, MqttLink
 from .replies import JSON, Replies, ReplyTo, SessionError
 from .topics import Topics
-from .tts import TtsSession
+from ..core.tts import TtsSession
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from voice_common.audio import SPEECH_RATE, AudioFormatError, check_format
 from voice_common.errors import MqttCode
 from voice_common.language import LANGUAGE_TAG
 
-from .replies import ReplyTo, SessionError
+from ..mqtt.replies import ReplyTo, SessionError
 from .services import Service
 from .session import Deps, Session, backend_error
 from .wyoming_client import BackendBusy, ServiceClient

@@ -1,0 +1,1 @@
+"""The voice core: sessions, services, settings and validation, with no transport in it."""
