@@ -1,4 +1,4 @@
-"""The life of the bridge process: connect, discover, serve, stop on SIGTERM."""
+"""The life of the bridge process: config -> core -> the fronts; discover, serve, stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from voice_common.config import parse_host_port
 from voice_common.http import HealthServer
 from voice_common.server import wait_for_stop_signal
 
-from .mqtt.front import Bridge
 from .config import BridgeConfig
+from .core.core import Core
 from .core.discovery import Discovery
-from .mqtt.embedded import EmbeddedBroker
 from .core.metrics import BrokerMetrics
-from .mqtt.link import MqttLink
 from .core.services import ServicePool
 from .core.settings import SettingsStore
+from .mqtt.embedded import EmbeddedBroker
+from .mqtt.front import Bridge
+from .mqtt.link import MqttLink
 from .mqtt.topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ async def run_bridge(config: BridgeConfig) -> int:
     link = MqttLink(config, topics.status, topics.subscriptions(config.group), metrics)
     pool = ServicePool(config.connect_timeout, metrics)
     store = SettingsStore(config.db)
-    bridge = Bridge(config, link, pool, store, metrics)
+    core = Core(config, pool, store, metrics)
+    bridge = Bridge(config, link, core)
 
     embedded = EmbeddedBroker(config) if config.embedded_mqtt else None
     health = None
@@ -63,7 +65,8 @@ async def run_bridge(config: BridgeConfig) -> int:
         _LOGGER.info("stopping")
     finally:
         metrics.ready.set(0)
-        await bridge.close()  # sessions answer `interrupted` while the link is still up
+        await bridge.close()
+        await core.close()  # sessions answer `interrupted` while the link is still up
         for task in reversed(tasks):  # the link last: it publishes "offline"
             task.cancel()
             with contextlib.suppress(BaseException):

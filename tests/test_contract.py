@@ -42,7 +42,7 @@ def test_every_wire_error_code_is_documented_and_only_those():
 
 
 def test_errors_take_text_then_code():
-    from broker.mqtt.replies import SessionError
+    from broker.core.errors import SessionError
     from voice_common.protocol import ProtocolError
 
     wyoming = ProtocolError("audio-start received twice")
@@ -135,8 +135,8 @@ def test_bridge_mistakes_are_one_line_and_exit_2(args, needle, capsys):
 # -- one speed range ---------------------------------------------------------------------------
 
 def test_one_speed_range_for_the_service_the_bridge_and_the_option():
-    from broker.mqtt.replies import SessionError
-    from broker.core.tts import Voice
+    from broker.core.errors import SessionError
+    from broker.core.payloads import Voice
     from voice_common.voice import MAX_SPEED, MIN_SPEED
     from wyoming_tts.config import TtsConfig
 

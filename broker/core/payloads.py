@@ -1,14 +1,36 @@
-"""Request payloads: JSON control messages and `say` bodies (JSON object or plain text)."""
+"""Every request is validated here, once, whatever front it came through.
+
+JSON control messages and `say` bodies, the STT request (`SttRequest`) and its `Stop`,
+the TTS voice options (`Voice`, `parse_speed`), TTS text, and per-site settings
+(`SiteSettings`). Each check raises `SessionError` with the code the requester gets.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
+import time
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from voice_common.errors import MqttCode
+from wyoming.event import Event
 
-from ..mqtt.replies import SessionError
+from voice_common.audio import SPEECH_RATE, AudioFormatError, check_format
+from voice_common.errors import MqttCode
+from voice_common.language import LANGUAGE_TAG
+from voice_common.voice import check_speed, voice_options
+
+from ..config import MODES
+from .errors import SessionError
+
+NAME_RE = re.compile(r"^[^\x00-\x1f]{1,128}$")
+#: Audio formats accepted for STT (anything else: invalid_format); `voice/info` lists them.
+RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+WIDTHS = (2, 4)
+CHANNELS = (1, 2)
+#: Per-site settings a requester may set.
+SETTING_FIELDS = ("mode", "voice", "speaker", "speed", "language")
 
 
 def parse_json(payload: bytes, limit: int) -> dict[str, Any]:
@@ -40,3 +62,157 @@ def parse_say(payload: bytes, limit: int) -> dict[str, Any]:
             if isinstance(data, dict):
                 return data
     return {"text": text}
+
+
+def check_text(text: str, max_chars: int) -> str:
+    """The whole text of a TTS request: not empty, at most `max_chars` characters."""
+    if not text.strip():
+        raise SessionError("no text to speak", MqttCode.INVALID_REQUEST)
+    if len(text) > max_chars:
+        raise SessionError(f"text longer than {max_chars} characters", MqttCode.TOO_LARGE)
+    return text
+
+
+def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise SessionError(f"'{key}' is not valid", MqttCode.INVALID_REQUEST)
+    return value
+
+
+@dataclass(frozen=True)
+class SttRequest:
+    rate: int = SPEECH_RATE
+    width: int = 2
+    channels: int = 1
+    language: str | None = None
+    partials: bool = False
+    model: str | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], default_language: str | None = None) -> SttRequest:
+        try:
+            rate, width, channels = check_format(
+                data.get("rate", cls.rate), data.get("width", cls.width), data.get("channels", cls.channels)
+            )
+        except AudioFormatError as err:
+            raise SessionError(str(err), MqttCode.INVALID_FORMAT) from None
+        if rate not in RATES or width not in WIDTHS or channels not in CHANNELS:
+            raise SessionError(
+                f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(RATES)}, "
+                f"widths {list(WIDTHS)}, channels {list(CHANNELS)})",
+                MqttCode.INVALID_FORMAT,
+            )
+        partials = data.get("partials", False)
+        if not isinstance(partials, bool):
+            raise SessionError("'partials' must be true or false", MqttCode.INVALID_REQUEST)
+        language = optional_str(data, "language", LANGUAGE_TAG) or default_language
+        return cls(rate, width, channels, language, partials, optional_str(data, "model", NAME_RE))
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The end of an STT stream, with the chunk and byte counts the requester sent (if told)."""
+
+    chunks: int | None = None
+    nbytes: int | None = None
+    at: float = 0.0
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Stop:
+        values = []
+        for key in ("chunks", "bytes"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise SessionError(f"'{key}' in stop must be a non-negative integer", MqttCode.INVALID_REQUEST)
+            values.append(value)
+        return cls(values[0], values[1], time.monotonic())
+
+    @classmethod
+    def now(cls) -> Stop:
+        """A stop without counts (a front whose transport loses nothing)."""
+        return cls(None, None, time.monotonic())
+
+
+def parse_speed(value: Any) -> float | None:
+    """A request's or a site's `speed`, checked here against the range the TTS service takes,
+    so a speed it would refuse is an `invalid_request` before any service is asked."""
+    if value is None:
+        return None
+    try:
+        return check_speed(value)
+    except ValueError as err:
+        raise SessionError(str(err), MqttCode.INVALID_REQUEST) from None
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Voice options of a request; unset fields fall back to the site's settings."""
+
+    name: str | None = None
+    speaker: str | None = None
+    language: str | None = None
+    speed: float | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Voice:
+        voice = data.get("voice")
+        if isinstance(voice, dict):  # {"voice": {"name": ..., "speaker": ...}}
+            nested = {"voice": voice.get("name"), "speaker": voice.get("speaker")}
+        elif voice is None or isinstance(voice, str):
+            nested = {"voice": voice, "speaker": data.get("speaker")}
+        else:
+            raise SessionError("'voice' must be a name or an object", MqttCode.INVALID_REQUEST)
+        return cls(
+            optional_str(nested, "voice", NAME_RE), optional_str(nested, "speaker", NAME_RE),
+            optional_str(data, "language", LANGUAGE_TAG), parse_speed(data.get("speed")),
+        )
+
+    def over(self, base: Voice) -> Voice:
+        """These options, with `base` filling the unset ones."""
+        return Voice(
+            name=self.name if self.name is not None else base.name,
+            speaker=self.speaker if self.speaker is not None else base.speaker,
+            language=self.language if self.language is not None else base.language,
+            speed=self.speed if self.speed is not None else base.speed,
+        )
+
+    def apply(self, event: Event) -> Event:
+        """`event` (synthesize or synthesize-start) carrying these options, every one that is set."""
+        event.data.update(voice_options(self.name, self.language, self.speaker, self.speed))
+        return event
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    mode: str | None = None
+    voice: str | None = None
+    speaker: str | None = None
+    speed: float | None = None
+    language: str | None = None
+
+    def merged(self, update: dict[str, Any]) -> SiteSettings:
+        """These settings with `update` applied (null deletes a key); raises SessionError('invalid_request')."""
+        unknown = sorted(set(update) - set(SETTING_FIELDS))
+        if unknown:
+            raise SessionError(f"unknown settings: {', '.join(unknown)}", MqttCode.INVALID_REQUEST)
+        mode = update.get("mode", self.mode)
+        if mode is not None and mode not in MODES:
+            raise SessionError(f"'mode' must be one of {', '.join(MODES)}", MqttCode.INVALID_REQUEST)
+        values = {**asdict(self), **update}
+        return SiteSettings(
+            mode=mode,
+            voice=optional_str(values, "voice", NAME_RE),
+            speaker=optional_str(values, "speaker", NAME_RE),
+            speed=parse_speed(values.get("speed")),
+            language=optional_str(values, "language", LANGUAGE_TAG),
+        )
+
+    def public(self, default_mode: str) -> dict[str, Any]:
+        """The published settings: every field, the mode resolved."""
+        return {**asdict(replace(self, mode=self.mode or default_mode))}
+
+    def voice_defaults(self) -> Voice:
+        return Voice(self.voice, self.speaker, self.language, self.speed)

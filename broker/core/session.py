@@ -1,8 +1,8 @@
-"""What STT and TTS sessions share: an inbox fed by the dispatcher, timeouts, failover.
+"""What STT and TTS sessions share: an inbox fed by a front, timeouts, failover, the sink.
 
-The dispatcher never blocks on a session: it validates a message and puts it in
-the session's inbox (bounded by the byte/length caps checked before queueing);
-the session's own task does the slow work and publishes its results.
+A front never blocks on a session: it validates a message and the session puts it in its
+inbox (bounded by the byte/length caps checked before queueing); the session's own task
+(started by `Core`) does the slow work and sends its results to the front's `Sink`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 from voice_common.errors import MqttCode
 
 from ..config import SessionConfig
+from .errors import SessionError
 from .metrics import BrokerMetrics
-from ..mqtt.replies import Replies, ReplyTo, SessionError
+from .results import Result, Sink, SinkFailed
 from .services import Service, ServicePool
-from ..mqtt.topics import Topics
 from .wyoming_client import BackendBusy, ServiceFailure
 
 T = TypeVar("T")
@@ -30,13 +30,11 @@ _PASSED_ON = {code.value: code for code in (MqttCode.INVALID_FORMAT, MqttCode.TO
 
 @dataclass(frozen=True)
 class Deps:
-    """The bridge parts a session uses."""
+    """The core parts a session uses."""
 
     pool: ServicePool
-    replies: Replies
     config: SessionConfig
     metrics: BrokerMetrics
-    topics: Topics
 
 
 class Cancel:
@@ -52,25 +50,35 @@ def backend_error(text: str, code: str | None) -> SessionError:
 
 
 class Session:
-    """Base of one request in progress at a site."""
+    """Base of one request in progress (at a site, or from an API request with no site)."""
 
     kind = ""  # "asr" or "tts": the Wyoming service kind
     backend = ""  # metric label: "stt" or "tts"
 
-    def __init__(self, site: str, ident: str, reply: ReplyTo, deps: Deps) -> None:
+    def __init__(self, site: str | None, ident: str, sink: Sink, deps: Deps) -> None:
         self.site = site
         self.ident = ident
-        self.reply = reply
+        self.sink = sink
         self.deps = deps
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.opened = time.monotonic()
         self.task: asyncio.Task | None = None
-        #: Cut off by an MQTT outage or shutdown; its error is already queued.
-        self.interrupted = False
-        #: Frees the session's site and slot (set by the dispatcher). Called before the
-        #: session's last result goes out, so whoever sees that result can start the next
-        #: request at once instead of racing the release and getting `busy`.
+        #: Why the session was cut off from outside (a front's outage, shutdown); its
+        #: `interrupted` Failure is sent by `Core.interrupt`, not by the session.
+        self.interrupted: str | None = None
+        #: Frees the session's site and slot (set by `Core`). Called before the session's
+        #: last result goes out, so whoever sees that result can start the next request at
+        #: once instead of racing the release and getting `busy`.
         self.release: Callable[[], None] = lambda: None
+        #: Holds a slot (and its site) until released; set by `Core`.
+        self.holds_slot = False
+
+    async def emit(self, result: Result) -> None:
+        """Send one result to the sink; a sink that raises ends the session (SinkFailed)."""
+        try:
+            await self.sink.send(result)
+        except Exception as err:
+            raise SinkFailed(f"the sink of session {self.ident} failed: {err!r}") from err
 
     def cancel(self) -> None:
         self.inbox.put_nowait(Cancel())
@@ -81,7 +89,7 @@ class Session:
 
     async def next_item(self, timeout: float | None = None) -> Any:
         """The next inbox item; raises SessionError on timeout, cancel or a queued error."""
-        if self.interrupted:  # ended from outside (outage, shutdown); normally by cancellation
+        if self.interrupted is not None:  # ended from outside (outage, shutdown); normally by cancellation
             raise asyncio.CancelledError
         timeout = self.deps.config.idle_timeout if timeout is None else timeout
         try:
@@ -122,5 +130,6 @@ class Session:
             raise SessionError(f"every {what} service is down or busy", MqttCode.SERVICE_UNAVAILABLE)
         raise SessionError(f"no {what} service is available", MqttCode.SERVICE_UNAVAILABLE)
 
-    async def run(self) -> Any:
+    async def run(self) -> None:
+        """Do the work and send the last result (Final or Done); raises SessionError."""
         raise NotImplementedError

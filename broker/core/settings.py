@@ -1,7 +1,7 @@
 """Per-site settings (mode, voice, speaker, speed, language), kept in SQLite.
 
-`settings/set` merges a JSON object into the stored settings (null deletes a
-key); the result is published retained on `voice/site/{site}/settings`.
+An update merges a JSON object into the stored settings (null deletes a key; checked by
+`payloads.SiteSettings.merged`); the MQTT front publishes the result retained.
 """
 
 from __future__ import annotations
@@ -10,54 +10,16 @@ import json
 import logging
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from voice_common.errors import MqttCode
-from voice_common.language import LANGUAGE_TAG
 
-from ..config import MODES
-from ..mqtt.replies import SessionError
-from .stt import NAME_RE, optional_str
-from .tts import Voice, parse_speed
+from .errors import SessionError
+from .payloads import SETTING_FIELDS, SiteSettings
 
 _LOGGER = logging.getLogger(__name__)
-
-FIELDS = ("mode", "voice", "speaker", "speed", "language")
-
-
-@dataclass(frozen=True)
-class SiteSettings:
-    mode: str | None = None
-    voice: str | None = None
-    speaker: str | None = None
-    speed: float | None = None
-    language: str | None = None
-
-    def merged(self, update: dict[str, Any]) -> SiteSettings:
-        """These settings with `update` applied; raises SessionError('invalid_request')."""
-        unknown = sorted(set(update) - set(FIELDS))
-        if unknown:
-            raise SessionError(f"unknown settings: {', '.join(unknown)}", MqttCode.INVALID_REQUEST)
-        mode = update.get("mode", self.mode)
-        if mode is not None and mode not in MODES:
-            raise SessionError(f"'mode' must be one of {', '.join(MODES)}", MqttCode.INVALID_REQUEST)
-        values = {**asdict(self), **update}
-        return SiteSettings(
-            mode=mode,
-            voice=optional_str(values, "voice", NAME_RE),
-            speaker=optional_str(values, "speaker", NAME_RE),
-            speed=parse_speed(values.get("speed")),
-            language=optional_str(values, "language", LANGUAGE_TAG),
-        )
-
-    def public(self, default_mode: str) -> dict[str, Any]:
-        """The retained JSON: every field, the mode resolved."""
-        return {**asdict(replace(self, mode=self.mode or default_mode))}
-
-    def voice_defaults(self) -> Voice:
-        return Voice(self.voice, self.speaker, self.language, self.speed)
 
 
 def _valid_fields(site: str, stored: dict[str, Any]) -> SiteSettings:
@@ -65,7 +27,7 @@ def _valid_fields(site: str, stored: dict[str, Any]) -> SiteSettings:
     longer valid (a speed outside today's range) is dropped, and the site keeps the rest."""
     settings = SiteSettings()
     for key, value in stored.items():
-        if key not in FIELDS:
+        if key not in SETTING_FIELDS:
             continue
         try:
             settings = settings.merged({key: value})

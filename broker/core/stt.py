@@ -1,4 +1,4 @@
-"""One speech-to-text session: MQTT start/audio/stop -> Wyoming transcribe -> results.
+"""One speech-to-text session: start/audio/stop from a front -> Wyoming transcribe -> results.
 
 The audio of the session is kept (it is capped anyway), so when the service dies
 mid-utterance the session replays it to the next one instead of failing.
@@ -18,103 +18,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 
-from voice_common.audio import SPEECH_RATE, AudioFormatError, check_format
 from voice_common.errors import MqttCode
-from voice_common.language import LANGUAGE_TAG
 
-from ..mqtt.replies import ReplyTo, SessionError
+from .errors import SessionError
+from .payloads import Stop, SttRequest
+from .results import Final, Partial, Sink
 from .services import Service
 from .session import Deps, Session, backend_error
 from .wyoming_client import BackendBusy, ServiceClient
 
 _LOGGER = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"^[^\x00-\x1f]{1,128}$")
-#: Audio formats accepted in `start` (anything else: invalid_format); `voice/info` lists them.
-RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-WIDTHS = (2, 4)
-CHANNELS = (1, 2)
 #: A `stop` may announce at most this share of chunks lost before the result is an error.
 MAX_LOST_SHARE = 0.1
-
-
-def optional_str(data: dict, key: str, pattern: re.Pattern[str]) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not pattern.match(value):
-        raise SessionError(f"'{key}' is not valid", MqttCode.INVALID_REQUEST)
-    return value
-
-
-@dataclass(frozen=True)
-class SttRequest:
-    rate: int = SPEECH_RATE
-    width: int = 2
-    channels: int = 1
-    language: str | None = None
-    partials: bool = False
-    model: str | None = None
-
-    @classmethod
-    def parse(cls, data: dict[str, Any], default_language: str | None) -> SttRequest:
-        try:
-            rate, width, channels = check_format(
-                data.get("rate", cls.rate), data.get("width", cls.width), data.get("channels", cls.channels)
-            )
-        except AudioFormatError as err:
-            raise SessionError(str(err), MqttCode.INVALID_FORMAT) from None
-        if rate not in RATES or width not in WIDTHS or channels not in CHANNELS:
-            raise SessionError(
-                f"format {rate} Hz/{width} B/{channels} ch is not accepted (rates {list(RATES)}, "
-                f"widths {list(WIDTHS)}, channels {list(CHANNELS)})",
-                MqttCode.INVALID_FORMAT,
-            )
-        partials = data.get("partials", False)
-        if not isinstance(partials, bool):
-            raise SessionError("'partials' must be true or false", MqttCode.INVALID_REQUEST)
-        language = optional_str(data, "language", LANGUAGE_TAG) or default_language
-        return cls(rate, width, channels, language, partials, optional_str(data, "model", NAME_RE))
-
-
-@dataclass(frozen=True)
-class Stop:
-    chunks: int | None
-    nbytes: int | None
-    at: float
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Stop:
-        values = []
-        for key in ("chunks", "bytes"):
-            value = data.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise SessionError(f"'{key}' in stop must be a non-negative integer", MqttCode.INVALID_REQUEST)
-            values.append(value)
-        return cls(values[0], values[1], time.monotonic())
-
-
-@dataclass(frozen=True)
-class SttResult:
-    text: str
-    language: str | None
 
 
 class SttSession(Session):
     kind = "asr"
     backend = "stt"
 
-    def __init__(self, site: str, sid: str, reply: ReplyTo, deps: Deps, request: SttRequest) -> None:
-        super().__init__(site, sid, reply, deps)
+    def __init__(self, site: str | None, sid: str, sink: Sink, deps: Deps, request: SttRequest) -> None:
+        super().__init__(site, sid, sink, deps)
         self.request = request
         self.frame = request.width * request.channels
         self.bytes_per_second = request.rate * self.frame
@@ -127,7 +57,7 @@ class SttSession(Session):
         self._stop: Stop | None = None
         self._seq = 0
 
-    # Called by the dispatcher: validate and queue, never block.
+    # Called by a front: validate and queue, never block.
     def feed(self, chunk: bytes) -> None:
         """Queue one audio message, of any byte count (frames are reassembled in `_frames`)."""
         if self.closed:
@@ -149,14 +79,18 @@ class SttSession(Session):
             self.inbox.put_nowait(stop)
 
     def _close(self, err: SessionError) -> None:
-        self.closed = True
         self.fail(err)
+
+    def fail(self, err: SessionError) -> None:
+        """End the session with `err` (a bad `stop`, say); no more input is taken."""
+        self.closed = True
+        super().fail(err)
 
     def cancel(self) -> None:
         self.closed = True
         super().cancel()
 
-    async def run(self) -> SttResult:
+    async def run(self) -> None:
         transcript = await self.failover(self._attempt, lambda: True)
         self.closed = True  # a service that ends the utterance itself answers before `stop`
         seconds = self.received_bytes / self.bytes_per_second
@@ -165,17 +99,11 @@ class SttSession(Session):
         metrics.requests.labels("stt").inc()
         metrics.audio_seconds.labels("stt").inc(seconds)
         metrics.latency.labels("stt").observe(latency)
-        final: dict[str, Any] = {
-            "text": transcript.text, "language": transcript.language or self.request.language,
-            "audio_ms": round(seconds * 1000), "latency_ms": round(latency * 1000),
-        }
-        lost = self._lost_chunks()
-        if lost:
-            final["lost_chunks"] = lost
+        final = Final(transcript.text, transcript.language or self.request.language,
+                      round(seconds * 1000), round(latency * 1000), self._lost_chunks())
         _LOGGER.debug("site %s session %s transcript: %s", self.site, self.ident, transcript.text)
         self.release()  # the site is free before the requester learns the result
-        await self.deps.replies.send(self.reply, "final", final)
-        return SttResult(transcript.text, final["language"])
+        await self.emit(final)
 
     def _lost_chunks(self) -> int:
         stop = self._stop
@@ -284,8 +212,7 @@ class SttSession(Session):
                 if self.request.partials:
                     text += TranscriptChunk.from_event(event).text
                     self._seq += 1
-                    await self.deps.replies.send(
-                        self.reply, "partial", {"text": text.strip(), "seq": self._seq}, qos=0)
+                    await self.emit(Partial(text.strip(), self._seq))
             elif Transcript.is_type(event.type):
                 return Transcript.from_event(event)
             elif Error.is_type(event.type):

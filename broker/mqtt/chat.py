@@ -5,6 +5,11 @@ The bridge publishes `voice/chat/{site}/request`; the backend answers on
 The reply is synthesized as TTS request `{sid}` of the same site, so the device
 hears it on `voice/tts/{site}/{sid}/result/...`. One turn per site is pending at
 a time; a newer utterance supersedes it.
+
+It lives in the MQTT front, not the core: the chat backend is reached over MQTT topics
+(request, response, streamed response), a turn is bound to a site's MQTT reply topics,
+and only sites (MQTT devices) have a conversation mode; an HTTP or WebSocket client
+talks to its chat backend itself and uses the core's STT and TTS directly.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from typing import Protocol
 
 from voice_common.errors import MqttCode
 
-from .link import Inbound, MqttLink
-from .replies import JSON, Replies, ReplyTo, SessionError
-from .topics import Topics
+from ..core.errors import SessionError
 from ..core.tts import TtsSession
+from .link import Inbound, MqttLink
+from .replies import JSON, Replies, ReplyTo
+from .topics import Topics
 
 _LOGGER = logging.getLogger(__name__)
 

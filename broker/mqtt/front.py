@@ -1,9 +1,10 @@
-"""The dispatcher: routes each MQTT request to a session and enforces the caps.
+"""The MQTT front: routes each MQTT request to a core call, and the results back to MQTT.
 
-Per site there is at most one STT and one TTS session, in total at most
-`--max-sessions`; more is answered `busy`. The dispatcher only validates and
-queues; sessions run as their own tasks. When the MQTT link drops, every
-session ends and its `interrupted` error is published once the link is back.
+It parses topics and payloads (checked by `core.payloads`), opens sessions through `Core`
+(which enforces the caps) with an `MqttSink` for their results, and feeds them. MQTT-only
+concerns stay here: reply topics and v5 properties, `voice/info`, settings and busy
+topics, Home Assistant discovery, conversations, and errors kept during an outage: when
+the link drops, every MQTT session is interrupted and its error published once it is back.
 """
 
 from __future__ import annotations
@@ -22,21 +23,20 @@ import aiomqtt
 
 from voice_common import __version__
 from voice_common.errors import MqttCode
-from voice_common.server import SessionSlots
 
-from .chat import Conversations
 from ..config import MODES, BridgeConfig
+from ..core.core import Core
+from ..core.errors import SessionError
+from ..core.payloads import CHANNELS, RATES, WIDTHS, Stop, SttRequest, Voice, parse_json, parse_say
+from ..core.results import Final
+from ..core.stt import SttSession
+from ..core.tts import TtsSession
+from .chat import Conversations
 from .hass import discovery_messages
-from ..core.metrics import BrokerMetrics
 from .link import Inbound, MqttLink
-from ..core.payloads import parse_json, parse_say
-from .replies import JSON, Replies, ReplyTo, SessionError, reply_to
-from ..core.services import ServicePool
-from ..core.session import Deps, Session
-from ..core.settings import SettingsStore
-from ..core.stt import CHANNELS, RATES, WIDTHS, Stop, SttRequest, SttResult, SttSession
+from .replies import JSON, Replies, ReplyTo, reply_to
+from .sink import LINK_LOST, MqttSink
 from .topics import ID_RE, Route, Topics
-from ..core.tts import TtsSession, Voice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,18 +46,15 @@ MAX_PENDING_ERRORS = 1024
 class Bridge:
     """Implements `LinkHandler` for the MQTT link."""
 
-    def __init__(self, config: BridgeConfig, link: MqttLink, pool: ServicePool, store: SettingsStore,
-                 metrics: BrokerMetrics) -> None:
+    def __init__(self, config: BridgeConfig, link: MqttLink, core: Core) -> None:
         self.config = config
         self.link = link
-        self.store = store
-        self.metrics = metrics
+        self.core = core
+        self.store = core.store
+        self.metrics = core.metrics
         self.topics = Topics(config.prefix, config.ha_prefix)
         self.replies = Replies(link, self.topics)
-        self.deps = Deps(pool, self.replies, config, metrics, self.topics)
-        self.slots = SessionSlots(config.max_sessions)
-        self.stt: dict[str, SttSession] = {}
-        self.tts: dict[str, TtsSession] = {}
+        core.site_watchers.append(self._publish_busy)
         self.conversations = Conversations(link, self.replies, self.topics, self, config.chat_timeout)
         self._pending: deque[tuple[ReplyTo, SessionError]] = deque(maxlen=MAX_PENDING_ERRORS)
         self._handlers: dict[str, Callable[[Route, Inbound], Awaitable[None]]] = {
@@ -80,8 +77,9 @@ class Bridge:
         await self.publish_discovery()
 
     def on_disconnect(self) -> None:
-        for session in [*self.stt.values(), *self.tts.values()]:
-            self._interrupt(session)
+        for session in self.core.sessions():
+            if isinstance(session.sink, MqttSink) and not session.sink.cut:
+                self.core.interrupt(session, LINK_LOST)
         self.conversations.close()
 
     async def on_message(self, msg: Inbound) -> None:
@@ -102,13 +100,13 @@ class Bridge:
     # -- publishing ----------------------------------------------------------
     def sites(self) -> list[str]:
         """The sites announced to Home Assistant: --sites and those with stored settings."""
-        return sorted(set(self.config.sites) | set(self.store.sites))
+        return self.core.sites()
 
     async def publish_info(self) -> None:
         config = self.config
         info = {
             "api": 1, "version": __version__, "mqtt_protocol": "5" if self.link.v5 else "3.1.1",
-            "services": [s.summary() for s in self.deps.pool.services],
+            "services": [s.summary() for s in self.core.pool.services],
             "stt": {"rates": list(RATES), "widths": list(WIDTHS), "channels": list(CHANNELS),
                     "max_audio_seconds": config.max_audio_seconds, "max_chunk_bytes": config.max_chunk_bytes},
             "tts": {"max_text_chars": config.max_text_chars, "audio_chunk_bytes": config.audio_chunk_bytes},
@@ -122,7 +120,7 @@ class Bridge:
 
     async def watch_services(self) -> None:
         """Republish `voice/info` whenever services come, go, or change health."""
-        pool = self.deps.pool
+        pool = self.core.pool
         while True:
             await pool.changed.wait()
             await asyncio.sleep(0.2)  # let a burst of changes settle
@@ -153,85 +151,33 @@ class Bridge:
         subscribing, after every HA restart too. Other sites get it unretained, so ids
         made up by clients leave nothing behind on the broker.
         """
-        state = b"ON" if site in self.stt or site in self.tts else b"OFF"
+        state = b"ON" if self.core.busy(site) else b"OFF"
         known = site in self.sites()
         with contextlib.suppress(aiomqtt.MqttError):
             await self.link.publish(self.topics.busy(site), state, qos=1 if known else 0, retain=known)
 
     # -- sessions --------------------------------------------------------------
     def mode(self, site: str) -> str:
-        return self.store.get(site).mode or self.config.default_mode
+        return self.core.mode(site)
 
-    def _admit(self, site: str, registry: dict, what: str) -> None:
-        mode = self.mode(site)
-        if mode == "disabled" or (what == "stt" and mode == "tts_only"):
-            raise SessionError(f"{what.upper()} is disabled at site {site} (mode {mode})", MqttCode.DISABLED)
-        if site in registry:
-            raise SessionError(f"site {site} already has a {what.upper()} session", MqttCode.BUSY)
-        if not self.slots.try_acquire():
-            raise SessionError(f"{self.config.max_sessions} sessions already in progress", MqttCode.BUSY)
-
-    def _start(self, session: Session, registry: dict) -> None:
-        registry[session.site] = session
-        session.release = lambda: self._release(session)
-        self.metrics.active_sessions.inc()
-        session.task = asyncio.ensure_future(self._drive(session))
-
-    async def _drive(self, session: Session) -> None:
-        await self._publish_busy(session.site)
-        try:
-            result = await session.run()
-            if isinstance(result, SttResult):
-                await self._transcribed(session, result)
-        except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
-            self._release(session)  # free before the error is out: the next request may follow it at once
-            await self.answer(session.reply, err)
-        except aiomqtt.MqttError:
-            self._interrupt(session)
-        except asyncio.CancelledError:
-            pass  # the link dropped (error queued) or the bridge is stopping
-        except Exception:
-            _LOGGER.exception("session %s at site %s failed", session.ident, session.site)
-            self._release(session)
-            await self.answer(session.reply, SessionError("internal error in the bridge", MqttCode.BACKEND_ERROR))
-        finally:
-            self._release(session)
-            await self._publish_busy(session.site)
-
-    def _release(self, session: Session) -> None:
-        """Free the session's site and slot; idempotent (a later session at the site stays)."""
-        registry: dict = self.stt if isinstance(session, SttSession) else self.tts
-        if registry.get(session.site) is session:
-            del registry[session.site]
-            self.slots.release()
-            self.metrics.active_sessions.dec()
-
-    def _interrupt(self, session: Session) -> None:
-        """End a session cut off by an MQTT outage; its error goes out after reconnecting."""
-        if session.interrupted:
-            return
-        session.interrupted = True
-        self._release(session)  # at once: the site is free when the link is back
-        self.metrics.errors.labels("interrupted").inc()
-        self._pending.append((session.reply, SessionError(
-            "the bridge lost its MQTT connection during the request", MqttCode.INTERRUPTED)))
-        if session.task is not None and session.task is not asyncio.current_task():
-            session.task.cancel()
+    def keep_error(self, reply: ReplyTo, err: SessionError) -> None:
+        """Keep an error result for after the reconnect."""
+        self._pending.append((reply, err))
 
     async def answer(self, reply: ReplyTo, err: SessionError) -> None:
         """Publish an error result, or keep it for after the reconnect."""
         try:
             await self.replies.error(reply, err)
         except aiomqtt.MqttError:
-            self._pending.append((reply, err))
+            self.keep_error(reply, err)
 
-    async def _transcribed(self, session: Session, result: SttResult) -> None:
-        event = {"event_type": "transcript", "text": result.text, "sid": session.ident}
-        await self.link.publish(self.topics.stt_event(session.site), json.dumps(event).encode(), qos=1,
+    async def transcribed(self, site: str, sid: str, result: Final) -> None:
+        """After a final: the site's transcript event, and in conversation mode the chat request."""
+        event = {"event_type": "transcript", "text": result.text, "sid": sid}
+        await self.link.publish(self.topics.stt_event(site), json.dumps(event).encode(), qos=1,
                                 properties=self.link.properties(content_type=JSON))
-        if self.mode(session.site) == "conversation" and result.text.strip():
-            await self.conversations.request(session.site, session.ident, result.text, result.language)
+        if self.mode(site) == "conversation" and result.text.strip():
+            await self.conversations.request(site, sid, result.text, result.language)
 
     def _reply(self, base: str, msg: Inbound) -> ReplyTo:
         return reply_to(base, msg, self.config.reply_prefix)
@@ -243,16 +189,19 @@ class Bridge:
         try:
             reply = self._reply(base, msg)
             data = parse_json(msg.payload, self.config.max_control_bytes)
-            request = SttRequest.parse(data, self.store.get(route.site).language)
-            self._admit(route.site, self.stt, "stt")
+            request = SttRequest.parse(data)
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
             await self.answer(reply, err)
             return
-        self._start(SttSession(route.site, route.ident or "", reply, self.deps, request), self.stt)
+        ident = route.ident or ""
+        try:
+            self.core.open_stt(request, MqttSink(self, reply, route.site, ident), site=route.site, ident=ident)
+        except SessionError as err:  # counted by the core
+            await self.answer(reply, err)
 
     def _stt_session(self, route: Route) -> SttSession | None:
-        session = self.stt.get(route.site)
+        session = self.core.stt_at(route.site)
         if session is None or session.ident != route.ident:
             self.metrics.dropped.labels("no_session").inc()
             return None
@@ -270,7 +219,6 @@ class Bridge:
         try:
             session.stop(Stop.parse(parse_json(msg.payload, self.config.max_control_bytes)))
         except SessionError as err:
-            session.closed = True
             session.fail(err)
 
     async def _stt_cancel(self, route: Route, msg: Inbound) -> None:
@@ -283,19 +231,17 @@ class Bridge:
                        text: str | None) -> TtsSession | None:
         """Start a TTS session; on refusal answer the error and return None."""
         try:
-            if text is not None and not text.strip():
-                raise SessionError("no text to speak", MqttCode.INVALID_REQUEST)
-            if text is not None and len(text) > self.config.max_text_chars:
-                raise SessionError(f"text longer than {self.config.max_text_chars} characters", MqttCode.TOO_LARGE)
-            voice = Voice.parse(options).over(self.store.get(site).voice_defaults())
-            self._admit(site, self.tts, "tts")
+            voice = Voice.parse(options)
         except SessionError as err:
             self.metrics.errors.labels(err.code).inc()
             await self.answer(reply, err)
             return None
-        session = TtsSession(site, rid, reply, self.deps, voice, text)
-        self._start(session, self.tts)
-        return session
+        try:
+            return self.core.open_tts(voice, MqttSink(self, reply, site, rid), text=text, site=site, ident=rid,
+                                      deadline=reply.deadline)
+        except SessionError as err:  # counted by the core
+            await self.answer(reply, err)
+            return None
 
     async def _open_tts_request(self, route: Route, msg: Inbound, rid: str | None, streaming: bool) -> None:
         reply = ReplyTo(self.topics.tts_base(route.site, rid or uuid.uuid4().hex[:16]))
@@ -329,7 +275,7 @@ class Bridge:
         await self._open_tts_request(route, msg, route.ident, streaming=True)
 
     def _tts_session(self, route: Route) -> TtsSession | None:
-        session = self.tts.get(route.site)
+        session = self.core.tts_at(route.site)
         if session is None or session.ident != route.ident:
             return None
         return session
@@ -384,15 +330,6 @@ class Bridge:
             self.metrics.dropped.labels("bad_chat_reply").inc()
 
     async def close(self) -> None:
-        """End every session with `interrupted` (shutdown)."""
+        """Stop conversations; the sessions are ended by `Core.close` (their errors go out
+        while the link is still up)."""
         self.conversations.close()
-        sessions = [*self.stt.values(), *self.tts.values()]
-        for session in sessions:
-            session.interrupted = True
-            if session.task is not None:
-                session.task.cancel()
-        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
-        for session in sessions:
-            with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
-                await asyncio.wait_for(self.replies.error(session.reply, SessionError(
-                    "the bridge is shutting down", MqttCode.INTERRUPTED)), 2)

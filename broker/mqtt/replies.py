@@ -13,26 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from voice_common.errors import MqttCode, WireError
+from voice_common.errors import MqttCode
 
+from ..core.errors import SessionError
 from .link import Inbound, MqttLink
 from .topics import Topics
 
 JSON = "application/json"
 #: Longest MQTT v5 Correlation Data accepted on a request.
 MAX_CORRELATION_BYTES = 256
-
-
-class SessionError(WireError):
-    """Ends a request with a `result/error`: `text` (the payload's `message`), then `code`."""
-
-    code: MqttCode
-
-    def __init__(self, text: str, code: MqttCode = MqttCode.INVALID_REQUEST) -> None:
-        super().__init__(text, code)
-
-    def payload(self) -> dict[str, str]:
-        return {"code": self.code.value, "message": self.text}
 
 
 @dataclass(frozen=True)
