@@ -18,7 +18,11 @@ from helpers import REPO
 
 from broker.core.keys import SHOWN_CHARS, TOKEN_RE, KeyLimits, KeyStore, KeyStoreError, digest_of
 from broker.core.limits import KeyLimiters, RateLimit, StreamLimitReached, StreamSlots, retry_after_header
-from broker.settings import SettingsStore
+
+try:
+    from broker.core.settings import SettingsStore
+except ImportError:  # before the bridge's split into core/ and mqtt/ (drop this once merged)
+    from broker.settings import SettingsStore
 
 
 def keys_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -183,7 +183,11 @@ class KeyStore:
         _LOGGER.info("API key %r revoked", name)
 
     def check(self, token: str) -> Key | None:
-        """The active key whose token this is, or None (unknown, revoked, malformed)."""
+        """The active key whose token this is, or None (unknown, revoked, malformed).
+
+        One indexed SELECT (tens of microseconds; fine on the event loop). A database that
+        cannot be read (locked past sqlite's 5 s busy timeout, removed) raises sqlite3.Error:
+        the front answers 503, not 401, so a client does not throw away a good key."""
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not TOKEN_RE.fullmatch(token):
             return None
         digest = digest_of(token)
