@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from voice_common.app import main_entry, setup_logging
 
 from .app import run_bridge
@@ -9,6 +11,11 @@ from .config import parse_config
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["keys"]:  # `wyoming-voice-broker keys ...`: the API keys, not the bridge
+        from .keys_cli import main as keys_main
+
+        keys_main(args[1:])
     config = parse_config(argv)
     setup_logging(config.log_level)
     main_entry(lambda: run_bridge(config))

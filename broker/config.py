@@ -132,7 +132,7 @@ class ServicesConfig(Settings):
 class SitesConfig(Settings):
     """Sites, their stored settings, Home Assistant, and conversations."""
 
-    db: str = setting(default_db(), "SQLite file for per-site settings")
+    db: str = setting(default_db(), "SQLite file for per-site settings and API keys")
     sites: tuple[str, ...] = setting((), "Sites announced to Home Assistant even before they have settings",
                                      metavar="SITE")
     default_mode: Mode = setting("transcribe_only", "Mode of a site without settings")
