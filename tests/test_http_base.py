@@ -16,14 +16,14 @@ import httpx
 import openai
 import pytest
 import websockets
-from fastapi import Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry, Gauge
 
 from broker.config import ApiConfig, parse_config
 from broker.http.app import ModelInfo, create_app
 from broker.http.auth import ApiKey
-from broker.http.server import ApiServer
+from broker.http.server import ApiServer, start_api
 from voice_common.config import ConfigError
 
 KEYS = {"wvb_alice_token": "alice", "wvb_bob_token": "bob"}
@@ -332,3 +332,27 @@ def test_api_options_resolve_from_flags_and_environment(monkeypatch):
                                                                                          False, 2)
     assert config.api_cors_origins == ("https://a.example", "https://b.example")
     assert ApiConfig.of(config).api_max_upload_bytes == 25 * 1024 * 1024
+
+
+def test_start_api_serves_the_fronts_routers_with_their_state_and_the_callers_key():
+    """What the bridge's wiring calls: routers added, state for them, the key object handed over."""
+    router = APIRouter()
+
+    @router.get("/test/whoami")
+    async def whoami(request: Request, key: ApiKey) -> dict[str, object]:
+        return {"key": key, "core": request.app.state.core}
+
+    async def scenario():
+        server = await start_api(ApiConfig(api="127.0.0.1:0"), registry=CollectorRegistry(), is_ready=lambda: True,
+                                 list_models=lambda: MODELS, check_key=KEYS.get, routers=[router],
+                                 state={"core": "the core"})
+        try:
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                return (await client.get("/test/whoami", headers={"Authorization": "Bearer wvb_bob_token"}),
+                        await client.get("/test/whoami"))
+        finally:
+            await server.stop()
+
+    known, anonymous = run(scenario)
+    assert known.json() == {"key": "bob", "core": "the core"}
+    assert anonymous.status_code == 401

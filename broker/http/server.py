@@ -19,12 +19,17 @@ import errno
 import logging
 import socket
 import ssl
+from collections.abc import Callable, Iterable, Mapping
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
 
 from broker.config import ApiConfig
 from voice_common.config import ConfigError, parse_host_port
+
+from .app import ListModels, create_app
+from .auth import KeyCheck
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -145,3 +150,20 @@ class ApiServer:
         self._server = self._task = None
         logging.getLogger("uvicorn.error").removeFilter(quiet)
         _LOGGER.info("HTTP API stopped%s", f" ({quiet.cut} open response(s) cut)" if quiet.cut else "")
+
+
+async def start_api(config: ApiConfig, *, registry: CollectorRegistry, is_ready: Callable[[], bool],
+                    list_models: ListModels, check_key: KeyCheck | None, routers: Iterable[APIRouter] = (),
+                    state: Mapping[str, object] | None = None) -> ApiServer:
+    """What the bridge's wiring calls when `--api` is set: the app (create_app) with the
+    front's `routers` added and `state` put on `app.state` (the core, the limits, ... for
+    the routes to find), listening. `await server.stop()` at the end; a ConfigError if
+    the address or the TLS files cannot be used."""
+    app = create_app(config, registry=registry, is_ready=is_ready, list_models=list_models, check_key=check_key)
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
+    for router in routers:
+        app.include_router(router)
+    server = ApiServer(app, config)
+    await server.start()
+    return server
