@@ -356,3 +356,33 @@ def test_start_api_serves_the_fronts_routers_with_their_state_and_the_callers_ke
     known, anonymous = run(scenario)
     assert known.json() == {"key": "bob", "core": "the core"}
     assert anonymous.status_code == 401
+
+
+def test_keys_never_reach_the_log_even_at_debug(caplog):
+    """An accepted key, a refused one, and a key inside a WebSocket message: none is logged,
+    though the servers log at DEBUG (the websockets library would trace headers and frames)."""
+    caplog.set_level(logging.DEBUG)
+    secret_in_frame = "wvb_frame_secret_token"
+
+    async def scenario():
+        async with Api() as api:
+            @api.app.websocket("/test/echo")
+            async def echo(ws: WebSocket) -> None:
+                await ws.accept()
+                with contextlib.suppress(WebSocketDisconnect):
+                    while True:
+                        await ws.send_text(await ws.receive_text())
+
+            async with httpx.AsyncClient(base_url=api.url) as client:
+                await client.get("/v1/models", headers={"Authorization": "Bearer wvb_alice_token"})
+                await client.get("/v1/models", headers={"Authorization": "Bearer wvb_refused_token"})
+            async with websockets.connect(api.url.replace("http", "ws") + "/test/echo",
+                                          additional_headers={"Authorization": "Bearer wvb_bob_token"}) as ws:
+                await ws.send(f'{{"type": "start", "authToken": "{secret_in_frame}"}}')
+                return await ws.recv()
+
+    assert secret_in_frame in run(scenario)
+    server_records = [r for r in caplog.records if r.name.startswith(("uvicorn", "broker"))]
+    assert any("connection open" in r.getMessage() for r in server_records)  # the server did log
+    for token in ("wvb_alice_token", "wvb_refused_token", "wvb_bob_token", secret_in_frame):
+        assert all(token not in r.getMessage() for r in server_records), token

@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 
 import uvicorn
+import websockets
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -52,6 +54,19 @@ class _QuietCuts(logging.Filter):
             self.cut += 1
             return False
         return "timeout graceful shutdown exceeded" not in record.getMessage()
+
+
+class _NoWireTraces(logging.Filter):
+    """At DEBUG, the websockets library (under uvicorn's logger) traces every header and
+    frame: an `Authorization` header, a `start` message's `authToken`, audio. Keys and
+    audio never reach a log, so those traces are dropped; uvicorn's own lines stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG or not record.pathname.startswith(_WEBSOCKETS_DIR)
+
+
+_WEBSOCKETS_DIR = os.path.dirname(websockets.__file__)
+_NO_WIRE_TRACES = _NoWireTraces()
 
 
 class ApiServer:
@@ -89,6 +104,7 @@ class ApiServer:
         except (OSError, ssl.SSLError) as err:
             raise ConfigError(f"--api-tls-cert/--api-tls-key: cannot use them ({err})") from err
         self._socket = self._bind()
+        logging.getLogger("uvicorn.error").addFilter(_NO_WIRE_TRACES)  # a filter is added once
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
         await server.startup(sockets=[self._socket])
