@@ -16,14 +16,17 @@ import httpx
 import openai
 import pytest
 import websockets
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Form, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry, Gauge
 
 from broker.config import ApiConfig, parse_config
 from broker.http.app import ModelInfo, create_app
+from broker.http.audio_codec import AudioCodecError, decode_audio
 from broker.http.auth import ApiKey
+from broker.http.errors import ApiError
 from broker.http.server import ApiServer, start_api
+from helpers import JFK_FLAC
 from voice_common.config import ConfigError
 
 KEYS = {"wvb_alice_token": "alice", "wvb_bob_token": "bob"}
@@ -386,3 +389,36 @@ def test_keys_never_reach_the_log_even_at_debug(caplog):
     assert any("connection open" in r.getMessage() for r in server_records)  # the server did log
     for token in ("wvb_alice_token", "wvb_refused_token", "wvb_bob_token", secret_in_frame):
         assert all(token not in r.getMessage() for r in server_records), token
+
+
+def test_multipart_upload_decodes_in_a_thread_and_the_cap_refuses_bigger_files():
+    """The pieces a transcription route is made of: a multipart form (python-multipart), the
+    body cap, decode_audio off the event loop, errors from the codec in OpenAI's shape."""
+    raw = JFK_FLAC.read_bytes()
+
+    async def scenario():
+        async with Api(api_max_upload_bytes=len(raw) + 10) as api:
+            @api.app.post("/test/decode")
+            async def decode(key: ApiKey, file: UploadFile, model: str = Form()) -> dict[str, object]:
+                data = await file.read()
+                try:
+                    audio = await asyncio.to_thread(decode_audio, data, max_bytes=api.config.api_max_upload_bytes,
+                                                    max_seconds=api.config.api_max_audio_seconds, rate=16000,
+                                                    mono=True)
+                except AudioCodecError as err:
+                    raise ApiError(str(err), err.code, param="file") from err
+                return {"model": model, "seconds": audio.seconds}
+
+            auth = {"Authorization": "Bearer wvb_alice_token"}
+            async with httpx.AsyncClient(base_url=api.url, headers=auth, timeout=PATIENCE) as client:
+                def post(data: bytes) -> Awaitable[httpx.Response]:
+                    return client.post("/test/decode", data={"model": "whisper-1"},
+                                       files={"file": ("speech.flac", data, "audio/flac")})
+                return await post(raw), await post(b"not audio at all"), await post(raw + bytes(200_000))
+
+    good, garbage, too_big = run(scenario)
+    assert good.status_code == 200, good.text
+    assert good.json() == {"model": "whisper-1", "seconds": 11.0}
+    assert garbage.status_code == 400
+    assert garbage.json()["error"]["code"] == "invalid_format" and garbage.json()["error"]["param"] == "file"
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "too_large"
