@@ -89,6 +89,7 @@ class ApiServer:
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
+        self._state: uvicorn.server.ServerState | None = None
 
     @property
     def url(self) -> str:
@@ -108,7 +109,7 @@ class ApiServer:
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
         await server.startup(sockets=[self._socket])
-        self._server = server
+        self._server, self._state = server, server.server_state
         self._task = asyncio.ensure_future(self._serve(server))
         _LOGGER.info("HTTP API on %s (docs: %s/docs)", self.url, self.url)
 
@@ -136,8 +137,9 @@ class ApiServer:
 
     @property
     def connections(self) -> int:
-        """HTTP and WebSocket connections open now (0 once stop has returned)."""
-        return len(self._server.server_state.connections) if self._server else 0
+        """HTTP and WebSocket connections open now, by uvicorn's own count (0 once stop has
+        returned)."""
+        return len(self._state.connections) if self._state else 0
 
     async def stop(self) -> None:
         """Stop listening and end every connection, open streams and WebSockets included."""
@@ -156,13 +158,13 @@ class ApiServer:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        for leftover in list(server.server_state.tasks):
+            leftover.cancel()
         for connection in list(server.server_state.connections):
             transport = getattr(connection, "transport", None)
             if transport is not None:
                 transport.abort()
-        server.server_state.connections.clear()
-        for leftover in list(server.server_state.tasks):
-            leftover.cancel()
+        await asyncio.sleep(0)  # aborted transports report connection_lost: uvicorn forgets them
         self._server = self._task = None
         logging.getLogger("uvicorn.error").removeFilter(quiet)
         _LOGGER.info("HTTP API stopped%s", f" ({quiet.cut} open response(s) cut)" if quiet.cut else "")
