@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import urlparse
 
-from voice_common.config import ConfigError, existing_path, non_negative_float, positive_float, positive_int
+from voice_common.config import (
+    ConfigError,
+    existing_path,
+    http_address,
+    non_negative_float,
+    parse_bool,
+    positive_float,
+    positive_int,
+)
 from voice_common.settings import ProcessConfig, Settings, load, options_of, setting
 
 Mode = Literal["disabled", "transcribe_only", "tts_only", "conversation"]
@@ -44,6 +52,11 @@ def reply_prefix(value: str) -> str:
     if not value.endswith("/") or any(ch in value for ch in "#+\0") or value.startswith("$"):
         raise ConfigError(f"a reply prefix must be a topic ending in '/': {value!r}")
     return value
+
+
+def on_off(value: object) -> bool:
+    """`on`/`off` (or any boolean word) as a value: `--api-auth off` reads as it is said."""
+    return parse_bool(value)
 
 
 def default_client_id() -> str:
@@ -157,16 +170,56 @@ class BridgeLimits(Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiConfig(Settings):
+    """The HTTP front (broker.http): where it listens, who may call it, and what one call may send."""
+
+    api: str | None = setting(None, "Serve the HTTP API (OpenAI-compatible /v1/audio/*, /healthz, /metrics, /docs) "
+                              "on HOST:PORT (off when unset)", parse=http_address, metavar="HOST:PORT")
+    mqtt: bool = setting(True, "Connect to an MQTT broker and serve the MQTT API (--no-mqtt: the HTTP API alone, "
+                         "with --api)")
+    api_auth: bool = setting(True, "Require 'Authorization: Bearer KEY' on API calls (off: anyone who reaches "
+                             "the port may use it; logged as a warning)", parse=on_off, metavar="on|off")
+    api_cors_origins: tuple[str, ...] = setting((), "Browser origins allowed to call the API (repeatable; "
+                                                "'*' for any; none when unset)", metavar="ORIGIN")
+    api_tls_cert: str | None = setting(None, "Serve the API over HTTPS with this certificate file (PEM; with "
+                                       "--api-tls-key; or put a TLS reverse proxy in front)", parse=existing_path)
+    api_tls_key: str | None = setting(None, "Private key file of --api-tls-cert (PEM)", parse=existing_path)
+    api_max_upload_bytes: int = setting(25 * 1024 * 1024, "Largest audio file one transcription request may "
+                                        "upload", parse=positive_int)
+    api_max_text_chars: int = setting(4096, "Longest text one speech request may send", parse=positive_int)
+    api_max_audio_seconds: float = setting(60.0, "Longest audio one transcription request may hold (the STT "
+                                           "services and --max-audio-seconds cap it too)", parse=positive_float)
+    api_max_streams_per_key: int = setting(4, "Requests (uploads, speech streams, WebSockets) one API key may "
+                                           "have open at once", parse=positive_int)
+
+    def __post_init__(self) -> None:
+        if not self.mqtt and not self.api:
+            raise ConfigError("--no-mqtt needs --api HOST:PORT (otherwise the bridge would serve nothing)")
+        if bool(self.api_tls_cert) != bool(self.api_tls_key):
+            raise ConfigError("--api-tls-cert and --api-tls-key go together")
+        if self.api_tls_cert and not self.api:
+            raise ConfigError("--api-tls-cert needs --api HOST:PORT")
+        if self.api_cors_origins and not self.api:
+            raise ConfigError("--api-cors-origins needs --api HOST:PORT")
+        super().__post_init__()
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionConfig(BridgeLimits, ServicesConfig):
     """What a session reads: the caps, and how long a service may take."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class BridgeConfig(ProcessConfig, SitesConfig, SessionConfig, TopicsConfig, MqttConfig):
+class BridgeConfig(ProcessConfig, ApiConfig, SitesConfig, SessionConfig, TopicsConfig, MqttConfig):
     """`wyoming-voice-broker`. Fields are ordered from the last base to the first."""
 
     PREFIX = "BROKER"
     SERVICE = "broker"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.mqtt and self.embedded_mqtt:
+            raise ConfigError("--no-mqtt and --embedded-mqtt contradict each other (choose one)")
 
 
 #: Every option (flag, environment twin, TOML key), for --help, the README and the tests.
