@@ -31,7 +31,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 
 from helpers import REPO, free_port
-from tts_helpers import BUNDLED_PIPER, Reply, run, start_tts, stop_tts, synthesize
+from tts_helpers import BUNDLED_PIPER, Reply, run, start_tts, stop_tts, stream, synthesize
 
 COPY, GATED, CORRUPT, MISSING = (f"en_US-{name}-medium" for name in ("joecopy", "joegated", "joecorrupt",
                                                                       "joemissing"))
@@ -249,6 +249,15 @@ def test_a_requested_voice_downloads_once_without_blocking_others(mirror, on_req
     assert {f"{GATED}.onnx", f"{GATED}.onnx.json"} <= set(downloaded(on_request.data_dir))
 
 
+def test_a_stream_naming_a_voice_to_download_is_spoken_by_it(mirror, on_request):
+    assert COPY not in voice_names(on_request.port)
+    reply, _sent = run(stream(on_request.port, ["The voice was down", "loaded for a stream. ", "It speaks."],
+                              name=COPY))
+    assert reply.types[-1] == "synthesize-stopped" and "error" not in reply.types, reply.types
+    assert len(reply.audio) / 2 / reply.rate > 1.0
+    assert COPY in voice_names(on_request.port)
+
+
 def test_a_corrupted_voice_over_wyoming_is_an_error_and_nothing_saved(mirror, on_request):
     reply = run(synthesize(on_request.port, TEXT, name=CORRUPT))
     assert reply.error_code == "unknown_voice", reply.types
@@ -272,3 +281,17 @@ def test_a_voice_not_in_the_index_over_wyoming_is_unknown(mirror, on_request, na
     assert mirror.files_requested("nosuch") == 0 and mirror.files_requested("passwd") == 0
     assert_speech(run(synthesize(on_request.port, TEXT)))  # the server lives on
 
+
+
+def test_the_default_index_is_the_one_piper_itself_downloads_from(tmp_path):
+    """No request goes out: the URLs built from the default --voices-url are piper-tts's own."""
+    from piper import download_voices
+
+    from wyoming_tts.backends.piper_download import INDEX_FILE, VoiceIndex
+    from wyoming_tts.config import TtsConfig
+
+    index = VoiceIndex(TtsConfig().voices_url, tmp_path, 10)
+    assert index._url(INDEX_FILE) == download_voices.VOICES_JSON.removesuffix("?download=true")
+    onnx = download_voices.URL_FORMAT.format(lang_family="de", lang_code="de_DE", voice_name="thorsten",
+                                             voice_quality="medium", extension=".onnx")
+    assert index._url("de/de_DE/thorsten/medium/de_DE-thorsten-medium.onnx") == onnx.removesuffix("?download=true")
