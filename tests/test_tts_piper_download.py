@@ -185,6 +185,17 @@ def test_unknown_voice_at_start_up_is_one_line_exit_2(mirror, tmp_path):
     assert downloaded(tmp_path) == []
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--backend", "kokoro", "--voice", BUNDLED_PIPER], "add piper to --backend or --fallback"),
+    (["--voice", COPY, "--model", BUNDLED_PIPER], "name two default voices"),
+    (["--voice", "not a voice"], "is not a Piper voice name"),
+])
+def test_voice_option_mistakes_are_one_line_exit_2(args, needle, tmp_path):
+    proc = start_up(*args, "--voices-url", f"http://127.0.0.1:{free_port()}/", "--download-dir", str(tmp_path))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
 def test_offline_without_a_mirror_names_the_folder_and_the_two_files(tmp_path):
     closed = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
     data_dir = tmp_path / "voices"

@@ -42,6 +42,8 @@ def check_piper_voice(config: TtsConfig) -> None:
     index: a typo is one line and exit 2 here, not a failed backend later (reads the index only)."""
     if config.voice and config.backend == "piper" and config.model and config.model != config.voice:
         raise ConfigError(f"--voice {config.voice} and --model {config.model} name two default voices: give one")
+    if config.voice and "piper" not in config.chain():
+        raise ConfigError(f"--voice {config.voice} is a Piper voice: add piper to --backend or --fallback")
     flag, name = ("voice", config.voice) if config.voice else ("model", config.model)
     if not name or "piper" not in config.chain() or (flag == "model" and config.backend != "piper"):
         return
