@@ -14,7 +14,7 @@ from voice_common.server import SessionSlots
 from voice_common.settings import load, options_of
 
 from .backends import VoiceSpec, create_backend
-from .config import TtsConfig
+from .config import PiperConfig, TtsConfig
 from .engine import Synthesizer
 from .handler import TtsConnection, TtsService
 from .metrics import TtsMetrics
@@ -34,6 +34,26 @@ def check_config(config: TtsConfig) -> None:
     for name, value in (("voices_dir", config.voices_dir), ("kokoro_torch_dir", config.kokoro_torch_dir)):
         if value and not Path(value).expanduser().is_dir():
             raise ConfigError(f"--{name.replace('_', '-')} {value}: no such directory")
+    check_piper_voice(config)
+
+
+def check_piper_voice(config: TtsConfig) -> None:
+    """A Piper voice named by --voice (or --model) that is not installed must be in the voices
+    index: a typo is one line and exit 2 here, not a failed backend later (reads the index only)."""
+    if config.voice and config.backend == "piper" and config.model and config.model != config.voice:
+        raise ConfigError(f"--voice {config.voice} and --model {config.model} name two default voices: give one")
+    if config.voice and "piper" not in config.chain():
+        raise ConfigError(f"--voice {config.voice} is a Piper voice: add piper to --backend or --fallback")
+    flag, name = ("voice", config.voice) if config.voice else ("model", config.model)
+    if not name or "piper" not in config.chain() or (flag == "model" and config.backend != "piper"):
+        return
+    from .backends import BackendError
+    from .backends.piper import PiperBackend
+
+    try:
+        PiperBackend(PiperConfig.of(config), name).check_default()
+    except BackendError as err:
+        raise ConfigError(f"--{flag} {name}: {err}") from err
 
 
 def build_info(voices: list[VoiceSpec]) -> Info:
@@ -70,6 +90,7 @@ async def serve(config: TtsConfig) -> int:
         holder["service"] = TtsService(
             engine=engine, metrics=metrics, slots=SessionSlots(config.max_sessions),
             info=build_info(engine.voices()).event(), config=config,
+            refresh_info=lambda: build_info(engine.voices()).event(),
         )
 
     try:

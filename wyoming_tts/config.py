@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from voice_common.config import non_negative_float, positive_int
+from voice_common.config import non_negative_float, positive_float, positive_int
 from voice_common.settings import ServerConfig, Settings, setting
 from voice_common.voice import MAX_SPEED, MIN_SPEED, speed_option
 
 BackendName = Literal["piper", "kokoro"]
 
 _CACHE = Path.home() / ".cache" / "wyoming-voice-services"
+#: The official Piper voices index (voices.json) and files, as wyoming-piper downloads them.
+PIPER_VOICES_URL = "https://huggingface.co/rhasspy/piper-voices/resolve/main/"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +34,20 @@ class PiperConfig(BackendConfig):
     """What the Piper backend reads."""
 
     voices_dir: str | None = setting(None, "Directory whose Piper voices (.onnx + .onnx.json) are all served")
-    download_dir: str = setting(str(_CACHE / "piper-voices"), "Where Piper voices named by --model are downloaded")
+    download_dir: str = setting(
+        str(_CACHE / "piper-voices"), "The Piper data folder: voices named by --voice/--model (or a request) "
+        "are downloaded here, and every voice in it is served")
+    voice: str | None = setting(
+        None, "Piper voice by name, as wyoming-piper's --voice (e.g. de_DE-thorsten-medium): downloaded into "
+        "--download-dir if not installed, then Piper's default voice wherever piper is in the chain")
+    voices_url: str = setting(
+        PIPER_VOICES_URL, "Base URL of the Piper voices index (voices.json) and files ({url}/{path}); "
+        "a local mirror for offline sites")
+    download_on_request: bool = setting(
+        False, "Download a Piper voice that a Wyoming request names and that is not installed (off: only "
+        "--voice/--model download, at start-up)")
+    download_timeout: float = setting(
+        300.0, "Seconds one Piper voice file (or the index) may take to download", parse=positive_float)
     length_scale: float | None = setting(None, "Piper phoneme length (default: the voice's; >1 is slower)")
     noise_scale: float | None = setting(None, "Piper generator noise (default: the voice's)")
     noise_w: float | None = setting(None, "Piper phoneme width noise (default: the voice's)")

@@ -114,6 +114,11 @@ class Synthesizer:
                 seen.setdefault(spec.name, spec)
         return list(seen.values())
 
+    def install_voice(self, name: str) -> bool:
+        """Blocking (a thread, not the synthesis pool): have a backend that can fetch voice `name`
+        download and load it. False when none can; raises what a failed download raised."""
+        return any(backend.install(name) for backend in self.loaded)
+
     # -- resolving a request ----------------------------------------------
     def plan(self, name: str | None, language: str | None, speaker: str | None, speed: float) -> Plan:
         """Pick the voice for a request; UnknownVoice, UnsupportedLanguage or UnknownSpeaker

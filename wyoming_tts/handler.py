@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from wyoming.audio import AudioStart, AudioStop
 from wyoming.event import Event
@@ -26,6 +27,8 @@ from voice_common.server import Connection, SessionSlots
 from voice_common.settings import ConnectionLimits
 from voice_common.voice import check_speed
 
+from .backends import BackendError
+from .backends.piper_download import VoiceNotInIndex
 from .config import TtsConfig
 from .engine import Plan, SynthesisFailed, Synthesizer, UnknownSpeaker, UnknownVoice, UnsupportedLanguage
 from .metrics import TtsMetrics
@@ -45,6 +48,27 @@ class TtsService:
     slots: SessionSlots
     info: Event
     config: TtsConfig
+    #: `info` anew, once a voice was installed on request.
+    refresh_info: Callable[[], Event] | None = None
+    #: Voice name -> its download in progress: one per voice, shared by every request for it.
+    installs: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
+
+    async def install(self, name: str) -> bool:
+        """Download and load voice `name` off the event loop (False: no backend can). A client
+        that leaves does not cancel a download others may be waiting for."""
+        future = self.installs.get(name)
+        if future is None:
+            future = asyncio.ensure_future(asyncio.to_thread(self.engine.install_voice, name))
+            self.installs[name] = future
+            future.add_done_callback(lambda done: self._installed(name, done))
+        return await asyncio.shield(future)
+
+    def _installed(self, name: str, done: asyncio.Future[bool]) -> None:
+        """A download ended: forget it, and list the voice in `info` if it is now installed
+        (even when every client that asked for it has left; their failure was theirs to see)."""
+        self.installs.pop(name, None)
+        if not done.cancelled() and done.exception() is None and done.result() and self.refresh_info is not None:
+            self.info = self.refresh_info()
 
 
 @dataclass
@@ -99,7 +123,7 @@ class TtsConnection(Connection):
     async def _synthesize(self, data: dict) -> None:
         text = _text(data, "text")
         self._check_size(len(text))
-        plan = self._plan(data)
+        plan = await self._plan(data)
         self._acquire()
         try:
             pipeline = self._pipeline(plan)
@@ -131,7 +155,7 @@ class TtsConnection(Connection):
     async def _start_stream(self, data: dict) -> None:
         if self._stream is not None:
             raise ProtocolError("synthesize-start while a stream is open", WyomingCode.BAD_REQUEST)
-        plan = self._plan(data)
+        plan = await self._plan(data)
         self._acquire()
         pipeline = self._pipeline(plan)
         task = self.spawn(self._run_stream(pipeline), name="tts-stream")
@@ -206,7 +230,7 @@ class TtsConnection(Connection):
         """False as soon as the transport saw the connection drop, even while no event is being read."""
         return not self._writer.is_closing()
 
-    def _plan(self, data: dict) -> Plan:
+    async def _plan(self, data: dict) -> Plan:
         voice = data.get("voice") or {}
         if not isinstance(voice, dict):
             raise ProtocolError("'voice' must be an object", WyomingCode.BAD_REQUEST)
@@ -216,13 +240,26 @@ class TtsConnection(Connection):
         except ValueError as err:
             raise ProtocolError(str(err), WyomingCode.BAD_REQUEST) from err
         try:
-            return self._service.engine.plan(name, language, speaker, speed)
+            try:
+                return self._service.engine.plan(name, language, speaker, speed)
+            except UnknownVoice:
+                if not name or not await self._install(name):
+                    raise
+                return self._service.engine.plan(name, language, speaker, speed)
         except UnknownVoice as err:
             raise ProtocolError(str(err), WyomingCode.UNKNOWN_VOICE) from err
         except UnknownSpeaker as err:
             raise ProtocolError(str(err), WyomingCode.UNKNOWN_SPEAKER) from err
         except UnsupportedLanguage as err:
             raise ProtocolError(str(err), WyomingCode.UNSUPPORTED_LANGUAGE) from err
+
+    async def _install(self, name: str) -> bool:
+        """A voice the request names and no backend has loaded: download it where allowed."""
+        _LOGGER.info("voice %r is not installed: trying to install it", name)
+        try:
+            return await self._service.install(name)
+        except (VoiceNotInIndex, BackendError) as err:
+            raise ProtocolError(str(err), WyomingCode.UNKNOWN_VOICE) from err
 
     def _check_size(self, chars: int) -> None:
         limit = self._service.config.max_text_chars

@@ -12,11 +12,11 @@ BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 def create_backend(name: BackendName, config: TtsConfig, default_voice: str | None = None) -> TtsBackend:
     """Build one backend (not yet loaded) with only its own section of `config`; imports stay
-    lazy so an unused backend costs nothing."""
+    lazy so an unused backend costs nothing. Piper's default voice is --voice where given."""
     if name == "piper":
         from .piper import PiperBackend
 
-        return PiperBackend(PiperConfig.of(config), default_voice)
+        return PiperBackend(PiperConfig.of(config), config.voice or default_voice)
     if name == "kokoro":
         from .kokoro import KokoroBackend
 

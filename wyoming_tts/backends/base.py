@@ -65,6 +65,11 @@ class TtsBackend(ABC):
     def voices(self) -> list[VoiceSpec]:
         """Voices that are loaded and usable, default voice first."""
 
+    def install(self, name: str) -> bool:
+        """Blocking: fetch and load voice `name`, which a request named and `voices` lacks.
+        False when this backend cannot (the default); may raise for a failed download."""
+        return False
+
     @abstractmethod
     def synthesize(self, text: str, voice: str, options: SynthesisOptions) -> AudioOut:
         """Blocking: one sentence or bounded piece of text -> PCM chunks."""

