@@ -183,9 +183,13 @@ class SttSession(Session):
             try:
                 while self._stop is None:
                     getter = asyncio.ensure_future(self.next_item())
-                    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        getter.cancel()
+                    try:
+                        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:  # also when cancelled (outage, shutdown): the getter must not outlive us
+                        answered_early = not getter.done()
+                        if answered_early:
+                            getter.cancel()
+                    if answered_early:
                         return reader.result()  # the service answered (or failed) early
                     item = getter.result()
                     if isinstance(item, Stop):

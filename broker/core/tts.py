@@ -99,9 +99,13 @@ class TtsSession(Session):
             try:
                 while not self.ended:
                     getter = asyncio.ensure_future(self.next_item())
-                    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        getter.cancel()
+                    try:
+                        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:  # also when cancelled (outage, shutdown): the getter must not outlive us
+                        ended_early = not getter.done()
+                        if ended_early:
+                            getter.cancel()
+                    if ended_early:
                         reader.result()  # raises the service's failure
                         raise SessionError("the TTS service ended the stream early", MqttCode.BACKEND_ERROR)
                     text = self._take(getter.result())
