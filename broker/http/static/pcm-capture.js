@@ -3,7 +3,8 @@
 class PcmCapture extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.frame = new Int16Array(Math.round(sampleRate / 10));
+    this.size = Math.round(sampleRate / 10);
+    this.frame = new Int16Array(this.size);
     this.filled = 0;
   }
 
@@ -15,7 +16,7 @@ class PcmCapture extends AudioWorkletProcessor {
         this.frame[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
         if (this.filled === this.frame.length) {
           this.port.postMessage(this.frame.buffer, [this.frame.buffer]);
-          this.frame = new Int16Array(this.frame.length);
+          this.frame = new Int16Array(this.size); // the old one went with its buffer
           this.filled = 0;
         }
       }
