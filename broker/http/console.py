@@ -5,7 +5,8 @@ shipped in the package, served from here without a build step; it calls the same
 with the same keys as any client (the key field is kept in the browser's localStorage).
 Routes, registered through `start_api(routers=[console_router()])`:
 
-- `GET /` and `GET /console/{file}`: the page and its files (no key: the page holds none);
+- `GET /`, `GET /console/{file}` and `/favicon.ico`: the page and its files (no key: the
+  page holds none);
 - `GET /api/v1/status`: services, sessions, counters, latency and recent errors
   (status.py), polled by the page for its charts;
 - `GET /api/v1/sites`: every known site with its settings and whether it is busy;
@@ -64,6 +65,11 @@ def console_router() -> APIRouter:
     @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type=PAGE_FILES["index.html"], headers=NO_STALE)
+
+    @router.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """Browsers ask for it on any page of the origin (an SVG answers as well)."""
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type=PAGE_FILES["favicon.svg"], headers=NO_STALE)
 
     @router.get("/console/{name}", include_in_schema=False)
     async def page_file(name: str) -> FileResponse:

@@ -102,10 +102,11 @@ function updateSeries(status) {
   drawChart($("requests-chart"), consoleState.rate, "/min");
 }
 
-function niceTop(value) { // the axis top: 3, 6, 15, 30, 60, 150, ... at or above value
-  let top = 3;
-  while (top < value) top *= top.toString()[0] === "3" ? 2 : 2.5;
-  return top;
+function niceTop(value) { // three gridlines of a round step: 1, 2 or 5 times a power of ten
+  const rough = Math.max(value, 3) / 3;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough);
+  return 3 * step;
 }
 
 function drawChart(canvas, series, unit) {
@@ -205,10 +206,10 @@ async function setMode(site, select) {
     await api("/api/v1/sites/" + encodeURIComponent(site), {
       method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ mode: select.value }),
     });
-    $("sites-line").textContent = `Site ${site}: mode ${select.value} saved.`;
+    $("sites-result").textContent = `Site ${site}: mode ${select.value} saved.`;
     await loadSites();
   } catch (err) {
-    $("sites-line").textContent = `Site ${site}: ${err.message}`;
+    $("sites-result").textContent = `Site ${site}: ${err.message}`;
   } finally {
     select.disabled = false;
   }
@@ -231,7 +232,8 @@ async function loadVoices(status) {
 }
 
 // -- try it: the microphone over /api/v1/listen ---------------------------------------------
-const listen = { socket: null, context: null, stream: null, node: null, sent: 0, limit: 0, stopped: false };
+const listen = { socket: null, context: null, stream: null, node: null, sent: 0, limit: 0, stopped: false,
+  started: false, early: [], partials: 0 };
 
 function sttState(state, text) {
   const el = $("stt-state");
@@ -258,7 +260,13 @@ async function startListening() {
     return;
   }
   const rate = listen.context.sampleRate;
-  listen.sent = 0;
+  // Capture from the first sample: frames that come before `started` wait in `early`.
+  Object.assign(listen, { sent: 0, started: false, early: [], partials: 0 });
+  $("stt-partial").dataset.count = "0";
+  const source = listen.context.createMediaStreamSource(listen.stream);
+  listen.node = new AudioWorkletNode(listen.context, "pcm-capture");
+  listen.node.port.onmessage = (event) => sendAudio(event.data);
+  source.connect(listen.node);
   listen.limit = Math.round(Number($("stt-seconds").value || 15) * rate) * 2; // bytes of PCM16 mono
   listen.stopped = false;
   const socket = listen.socket = new WebSocket(wsUrl("/api/v1/listen"));
@@ -284,11 +292,13 @@ function onListenMessage(message) {
   if (message.type === "started") {
     sttState("recording", `recording at ${listen.context.sampleRate} Hz`);
     $("stt-stop").disabled = false;
-    const source = listen.context.createMediaStreamSource(listen.stream);
-    listen.node = new AudioWorkletNode(listen.context, "pcm-capture");
-    listen.node.port.onmessage = (event) => sendAudio(event.data);
-    source.connect(listen.node);
+    listen.started = true;
+    const early = listen.early;
+    listen.early = [];
+    for (const buffer of early) sendAudio(buffer);
   } else if (message.type === "partial") {
+    listen.partials += 1;
+    $("stt-partial").dataset.count = String(listen.partials);
     $("stt-partial").textContent = message.text;
   } else if (message.type === "final") {
     $("stt-final").textContent = message.text;
@@ -300,6 +310,7 @@ function onListenMessage(message) {
 
 function sendAudio(buffer) {
   const socket = listen.socket;
+  if (!listen.started) { if (!listen.stopped) listen.early.push(buffer); return; }
   if (listen.stopped || !socket || socket.readyState !== WebSocket.OPEN) return;
   const room = listen.limit - listen.sent;
   const piece = buffer.byteLength > room ? buffer.slice(0, room) : buffer;
@@ -360,6 +371,7 @@ function startSpeaking() {
     const message = JSON.parse(event.data);
     if (message.type === "started") {
       speak.rate = message.sampleRate;
+      $("tts-state").dataset.rate = String(message.sampleRate);
       ttsState("speaking", `speaking with ${message.voice || "the default voice"} at ${message.sampleRate} Hz`);
       socket.send(JSON.stringify({ type: "speak", text }));
       socket.send(JSON.stringify({ type: "stop" }));
