@@ -174,12 +174,23 @@ async def speech(request: Request, key: ApiKey, body: Annotated[dict[str, Any], 
     except SessionError as err:
         raise ApiError(err.text, err.code, param="input" if err.code == MqttCode.TOO_LARGE else None) from None
     take_stream(limiter)
+    held = [True]
+
+    def release_stream(*_: object) -> None:
+        """Idempotent: from the body's end, or the session's end when the body never started
+        (a client gone before its first byte: Starlette then never runs the generator)."""
+        if held[0]:
+            held[0] = False
+            limiter.streams.release()
+
     sink = QueueSink()
     try:
         session = front.core.open_tts(voice, sink, text=text)
     except SessionError as err:
-        limiter.streams.release()
+        release_stream()
         raise ApiError.of(err) from None
+    if session.task is not None:
+        session.task.add_done_callback(release_stream)
     try:
         first = await sink.queue.get()
         if isinstance(first, Failure):
@@ -192,7 +203,7 @@ async def speech(request: Request, key: ApiKey, body: Annotated[dict[str, Any], 
             raise ApiError(str(err), err.code, param="response_format") from None
     except BaseException:
         session.cancel()
-        limiter.streams.release()
+        release_stream()
         raise
 
     async def stream() -> AsyncIterator[bytes]:
@@ -218,7 +229,7 @@ async def speech(request: Request, key: ApiKey, body: Annotated[dict[str, Any], 
             with contextlib.suppress(Exception):
                 if session.task is not None and not session.task.done():
                     session.cancel()
-            limiter.streams.release()
+            release_stream()
 
     return StreamingResponse(stream(), media_type=SPEECH_MEDIA_TYPES[response_format])
 

@@ -78,8 +78,11 @@ class Endpoint(WsConnection):
         self.ended = asyncio.Event()
 
     async def wait_start(self) -> dict[str, Any]:
+        """The `start` message; other frames get a recoverable error, but do not extend the
+        --idle-timeout a start must come within."""
+        deadline = time.monotonic() + self.config.idle_timeout
         while True:
-            frame = await self.receive(self.config.idle_timeout)
+            frame = await self.receive(max(0.001, deadline - time.monotonic()))
             if isinstance(frame, bytes):
                 await self.error(MqttCode.INVALID_REQUEST, "audio before 'start'", True)
             elif frame["type"] != "start":
