@@ -68,7 +68,7 @@ def browser(microphone, tmp_path):
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      f"--user-data-dir={tmp_path / 'profile'}", "--use-fake-ui-for-media-stream",
                      "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={microphone[0]}",
-                     "--autoplay-policy=no-user-gesture-required", "--window-size=1400,1500"):
+                     "--autoplay-policy=no-user-gesture-required", "--window-size=1400,1250"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -98,6 +98,24 @@ def api_get(bridge: ApiBridge, path: str) -> dict:
     request = urllib.request.Request(bridge.url + path, headers={"Authorization": f"Bearer {bridge.key}"})
     with urllib.request.urlopen(request, timeout=PATIENCE) as answer:
         return json.load(answer)
+
+
+def test_console_changes_a_site_mode_through_the_api(api_bridge, browser):
+    driver = browser
+    # A site with settings (this bridge has no --sites): its mode is the default.
+    request = urllib.request.Request(api_bridge.url + "/api/v1/sites/kitchen", method="PUT", data=b'{"language": "en"}',
+                                     headers={"Authorization": f"Bearer {api_bridge.key}"})
+    with urllib.request.urlopen(request, timeout=PATIENCE) as answer:
+        assert json.load(answer)["settings"]["mode"] == "transcribe_only"
+    open_console(driver, api_bridge)
+    select = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#sites tr[data-site='kitchen'] select"),
+                      "site kitchen not listed")[0]
+    assert Select(select).first_selected_option.get_attribute("value") == "transcribe_only"
+    Select(select).select_by_value("tts_only")
+    wait_for(driver, lambda d: "mode tts_only saved" in d.find_element(By.ID, "sites-result").text, "mode not saved")
+    sites = api_get(api_bridge, "/api/v1/sites")
+    assert {s["site"]: s["settings"]["mode"] for s in sites["sites"]}["kitchen"] == "tts_only"
+    assert console_errors(driver) == []
 
 
 def test_console_lists_services_transcribes_the_microphone_and_plays_speech(api_bridge, browser, microphone):
@@ -156,22 +174,4 @@ def test_console_lists_services_transcribes_the_microphone_and_plays_speech(api_
              "requests not counted on the page")
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "console.png"))
-    assert console_errors(driver) == []
-
-
-def test_console_changes_a_site_mode_through_the_api(api_bridge, browser):
-    driver = browser
-    # A site with settings (this bridge has no --sites): its mode is the default.
-    request = urllib.request.Request(api_bridge.url + "/api/v1/sites/kitchen", method="PUT", data=b'{"language": "en"}',
-                                     headers={"Authorization": f"Bearer {api_bridge.key}"})
-    with urllib.request.urlopen(request, timeout=PATIENCE) as answer:
-        assert json.load(answer)["settings"]["mode"] == "transcribe_only"
-    open_console(driver, api_bridge)
-    select = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#sites tr[data-site='kitchen'] select"),
-                      "site kitchen not listed")[0]
-    assert Select(select).first_selected_option.get_attribute("value") == "transcribe_only"
-    Select(select).select_by_value("tts_only")
-    wait_for(driver, lambda d: "mode tts_only saved" in d.find_element(By.ID, "sites-result").text, "mode not saved")
-    sites = api_get(api_bridge, "/api/v1/sites")
-    assert {s["site"]: s["settings"]["mode"] for s in sites["sites"]}["kitchen"] == "tts_only"
     assert console_errors(driver) == []

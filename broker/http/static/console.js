@@ -301,6 +301,7 @@ function onListenMessage(message) {
     $("stt-partial").dataset.count = String(listen.partials);
     $("stt-partial").textContent = message.text;
   } else if (message.type === "final") {
+    $("stt-partial").textContent = ""; // the final replaces the guesses
     $("stt-final").textContent = message.text;
     sttState("done", `done (${message.language || "?"}, ${message.durationMs} ms of audio)`);
   } else if (message.type === "error") {
