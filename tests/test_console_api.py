@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 from helpers import REPO
-from mqtt_helpers import run, stt_server, tts_server  # noqa: F401  (fixtures)
+from mqtt_helpers import mosquitto, run, stt_server, tts_server  # noqa: F401  (fixtures)
 
 from broker.config import parse_config
 from broker.core.core import Core
@@ -184,3 +184,37 @@ def test_the_page_files_ship_in_the_package(tmp_path):
     for name in ("console.js", "console.css", "favicon.svg"):
         assert f"/console/{name}" in page
     assert "/console/pcm-capture.js" in (STATIC_DIR / "console.js").read_text()
+
+
+def test_a_site_set_over_http_is_published_retained_over_mqtt(mosquitto, stt_server, tts_server):  # noqa: F811
+    """With both fronts: `PUT /api/v1/sites/{site}` goes out as MQTT `settings/set` would, the
+    retained settings a device reads on subscribing, and the site is announced."""
+    from helpers import free_port
+    from http_helpers import keys_cli
+    from mqtt_helpers import Bridge, Probe
+
+    port = free_port()
+    bridge = Bridge(mosquitto, "--stt", stt_server.uri, "--tts", tts_server.uri, "--api", f"127.0.0.1:{port}")
+    token = keys_cli(bridge.db, "create", "console")
+    bridge.start()
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=PATIENCE,
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            answer = await client.put("/api/v1/sites/porch", json={"mode": "conversation", "language": "en"})
+            assert answer.status_code == 200, answer.text
+            refused = await client.put("/api/v1/sites/porch", json={"mode": "shout"})
+        async with Probe(mosquitto, "voice/site/porch/settings", "voice/site/porch/busy") as probe:
+            settings = await probe.next("voice/site/porch/settings", timeout=PATIENCE)
+            busy = await probe.next("voice/site/porch/busy", timeout=PATIENCE)
+        return answer.json(), refused, settings, busy
+
+    try:
+        entry, refused, settings, busy = run(scenario())
+    finally:
+        assert bridge.stop() == 0, bridge.log()
+    assert settings.retain and settings.json() == entry["settings"]
+    assert settings.json()["mode"] == "conversation" and settings.json()["language"] == "en"
+    assert busy.retain and busy.payload == b"OFF"  # a site with settings is announced, retained
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request"
+    assert "Traceback" not in bridge.log() and token not in bridge.log()
