@@ -23,6 +23,10 @@ import pytest
 from helpers import JFK_FLAC, JFK_TEXT, REPO, decode_audio, silence, word_error_rate
 from http_helpers import ApiBridge, api_bridge  # noqa: F401  (fixture)
 from mqtt_helpers import stt_server, tts_server  # noqa: F401  (fixtures)
+from selenium import webdriver  # the test extra
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -31,10 +35,6 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 PATIENCE = 180
 SPOKEN = "The console plays what the bridge says."
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra) is not installed")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.fail("Debian's chromium and chromium-driver are needed (scripts/setup.sh test installs them)",
