@@ -12,6 +12,9 @@ if [[ "${1:-}" == "test" ]]; then
     command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || need_apt+=(mosquitto)
     command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
     command -v openssl >/dev/null || need_apt+=(openssl)
+    # The web console's browser tests: Debian's chromium and its chromedriver.
+    [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+    [[ -x /usr/bin/chromedriver ]] || need_apt+=(chromium-driver)
 fi
 if (( ${#need_apt[@]} )); then
     echo "setup: [1/3] installing system packages: ${need_apt[*]}"

@@ -21,7 +21,8 @@ from voice_common.server import SessionSlots
 from ..config import BridgeConfig
 from .errors import SessionError
 from .metrics import BrokerMetrics
-from .payloads import SttRequest, Voice, check_text
+from .payloads import SiteSettings, SttRequest, Voice, check_text
+from .recent_errors import RecentErrors
 from .results import Failure, Sink, SinkFailed
 from .services import ServicePool
 from .session import Deps, Session
@@ -35,6 +36,8 @@ _LOGGER = logging.getLogger(__name__)
 SHUTDOWN_REPORT_SECONDS = 2.0
 
 SiteWatcher = Callable[[str], Awaitable[None]]
+#: Awaited with the site and whether it was known before, after its settings changed.
+SettingsWatcher = Callable[[str, bool], Awaitable[None]]
 
 
 class Core:
@@ -55,6 +58,11 @@ class Core:
         #: Awaited with the site when a site's session starts and after it ended (a front
         #: publishes the site's busy state). Errors are logged, never the session's.
         self.site_watchers: list[SiteWatcher] = []
+        #: Awaited after `set_site` stored a site's settings (the MQTT front publishes them
+        #: retained); errors are logged, the settings stay stored.
+        self.settings_watchers: list[SettingsWatcher] = []
+        #: The last errors answered (codes and the bridge's own texts; no content, no keys).
+        self.recent_errors = RecentErrors()
 
     # -- sites -------------------------------------------------------------------
     def sites(self) -> list[str]:
@@ -67,6 +75,28 @@ class Core:
     def busy(self, site: str) -> bool:
         """True while the site has an STT or TTS session."""
         return site in self._stt or site in self._tts
+
+    async def set_site(self, site: str, update: dict) -> SiteSettings:
+        """Merge `update` into the site's stored settings (checked by SiteSettings.merged, as
+        MQTT `settings/set` is), then tell the settings watchers. Raises SessionError."""
+        known = site in self.sites()
+        try:
+            settings = self.store.update(site, update, self.config.max_sites)
+        except SessionError as err:
+            self.count_error(err, backend="settings", site=site)
+            raise
+        _LOGGER.info("site %s settings: %s", site, settings)
+        for watcher in self.settings_watchers:
+            try:
+                await watcher(site, known)
+            except Exception:
+                _LOGGER.exception("settings watcher failed for site %s", site)
+        return settings
+
+    def count_error(self, err: SessionError, *, backend: str = "", site: str | None = None) -> None:
+        """Count an error answered to a requester (metrics) and keep it in `recent_errors`."""
+        self.metrics.errors.labels(err.code).inc()
+        self.recent_errors.add(err.code, err.text, backend=backend, site=site)
 
     def stt_at(self, site: str) -> SttSession | None:
         return self._stt.get(site)
@@ -99,7 +129,7 @@ class Core:
             if text is not None:
                 check_text(text, self.config.max_text_chars)
         except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
+            self.count_error(err, backend="tts", site=site)
             raise
         if site is not None:
             voice = voice.over(self.store.get(site).voice_defaults())
@@ -119,7 +149,7 @@ class Core:
             if not self.slots.try_acquire():
                 raise SessionError(f"{self.config.max_sessions} sessions already in progress", MqttCode.BUSY)
         except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
+            self.count_error(err, backend=what, site=site)
             raise
 
     def _start(self, session: Session, registry: dict) -> None:
@@ -137,7 +167,7 @@ class Core:
         try:
             await session.run()
         except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
+            self.count_error(err, backend=session.backend, site=session.site)
             self._release(session)  # free before the error is out: the next request may follow it at once
             await self._report(session, err)
         except SinkFailed as err:
@@ -147,7 +177,9 @@ class Core:
         except Exception:
             _LOGGER.exception("session %s at site %s failed", session.ident, session.site)
             self._release(session)
-            await self._report(session, SessionError("internal error in the bridge", MqttCode.BACKEND_ERROR))
+            internal = SessionError("internal error in the bridge", MqttCode.BACKEND_ERROR)
+            self.recent_errors.add(internal.code, internal.text, backend=session.backend, site=session.site)
+            await self._report(session, internal)
         finally:
             self._release(session)
             self._sessions.discard(session)
@@ -187,6 +219,7 @@ class Core:
         session.interrupted = reason
         self._release(session)  # at once: the site is free when the front is back
         self.metrics.errors.labels("interrupted").inc()
+        self.recent_errors.add(MqttCode.INTERRUPTED, reason, backend=session.backend, site=session.site)
         if session.task is not None and session.task is not asyncio.current_task():
             session.task.cancel()
         report = asyncio.ensure_future(self._report(session, SessionError(reason, MqttCode.INTERRUPTED)))

@@ -24,6 +24,9 @@ from voice_common.voice import check_speed, voice_options
 from ..config import MODES
 from .errors import SessionError
 
+#: Site names and request ids: one MQTT topic level each (broker ACLs confine a device to
+#: its own topics), so every front takes the same names.
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NAME_RE = re.compile(r"^[^\x00-\x1f]{1,128}$")
 #: Audio formats accepted for STT (anything else: invalid_format); `voice/info` lists them.
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -62,6 +65,13 @@ def parse_say(payload: bytes, limit: int) -> dict[str, Any]:
             if isinstance(data, dict):
                 return data
     return {"text": text}
+
+
+def check_site(site: str) -> str:
+    """A site name as MQTT topics carry it (`ID_RE`); raises SessionError('invalid_request')."""
+    if not ID_RE.match(site):
+        raise SessionError("a site name must match [A-Za-z0-9_-]{1,64}", MqttCode.INVALID_REQUEST)
+    return site
 
 
 def check_text(text: str, max_chars: int) -> str:

@@ -85,7 +85,7 @@ def create_app(config: ApiConfig, *, registry: CollectorRegistry, is_ready: Call
     if config.api_cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(config.api_cors_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"], allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Retry-After"], max_age=600,
         )
     return app

@@ -74,6 +74,7 @@ def key_check(store: KeyStore) -> Callable[[str], Key | None]:
 async def start_http_front(config: BridgeConfig, core: Core, registry: CollectorRegistry,
                            is_ready: Callable[[], bool]) -> tuple[ApiServer, KeyStore]:
     """The HTTP API listening on --api; stop the server and close the store at the end."""
+    from .console import console_router
     from .openai_routes import router as openai_router
     from .websocket import router as websocket_router
 
@@ -85,6 +86,6 @@ async def start_http_front(config: BridgeConfig, core: Core, registry: Collector
         return models + [ModelInfo(v["name"], owned_by=v["backend"]) for v in state.voices()]
 
     server = await start_api(config, registry=registry, is_ready=is_ready, list_models=list_models,
-                             check_key=key_check(store), routers=(openai_router, websocket_router),
-                             state={"front": state})
+                             check_key=key_check(store), routers=(openai_router, websocket_router, console_router()),
+                             state={"front": state, "core": core})
     return server, store

@@ -55,6 +55,7 @@ class Bridge:
         self.topics = Topics(config.prefix, config.ha_prefix)
         self.replies = Replies(link, self.topics)
         core.site_watchers.append(self._publish_busy)
+        core.settings_watchers.append(self._settings_changed)
         self.conversations = Conversations(link, self.replies, self.topics, self, config.chat_timeout)
         self._pending: deque[tuple[ReplyTo, SessionError]] = deque(maxlen=MAX_PENDING_ERRORS)
         self._handlers: dict[str, Callable[[Route, Inbound], Awaitable[None]]] = {
@@ -191,7 +192,7 @@ class Bridge:
             data = parse_json(msg.payload, self.config.max_control_bytes)
             request = SttRequest.parse(data)
         except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
+            self.core.count_error(err, backend="stt", site=route.site)
             await self.answer(reply, err)
             return
         ident = route.ident or ""
@@ -233,7 +234,7 @@ class Bridge:
         try:
             voice = Voice.parse(options)
         except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
+            self.core.count_error(err, backend="tts", site=site)
             await self.answer(reply, err)
             return None
         try:
@@ -263,7 +264,7 @@ class Bridge:
             if not streaming and not isinstance(text, str):
                 raise SessionError("'text' must be a string", MqttCode.INVALID_REQUEST)
         except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
+            self.core.count_error(err, backend="tts", site=route.site)
             await self.answer(reply, err)
             return
         await self.open_tts(route.site, rid, reply, data, text)
@@ -308,20 +309,31 @@ class Bridge:
     # -- settings and chat -------------------------------------------------------
     async def _settings_set(self, route: Route, msg: Inbound) -> None:
         site = route.site
-        known = site in self.sites()
         try:
             update = parse_json(msg.payload, self.config.max_control_bytes)
-            self.store.update(site, update, self.config.max_sites)
         except SessionError as err:
-            self.metrics.errors.labels(err.code).inc()
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self.link.publish(self.topics.settings_error(site), json.dumps(err.payload()).encode(),
-                                        qos=1, properties=self.link.properties(content_type=JSON))
+            self.core.count_error(err, backend="settings", site=site)
+            await self._settings_error(site, err)
             return
-        _LOGGER.info("site %s settings: %s", site, self.store.get(site))
-        await self._publish_settings(site)
-        if not known:
-            await self.publish_discovery([site])
+        try:
+            await self.core.set_site(site, update)  # published by _settings_changed
+        except SessionError as err:  # counted by the core
+            await self._settings_error(site, err)
+
+    async def _settings_error(self, site: str, err: SessionError) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await self.link.publish(self.topics.settings_error(site), json.dumps(err.payload()).encode(),
+                                    qos=1, properties=self.link.properties(content_type=JSON))
+
+    async def _settings_changed(self, site: str, known: bool) -> None:
+        """After any front changed a site's settings: publish them retained (and announce a new
+        site). Without a link they go out on the next connect (`on_connect`)."""
+        if not self.link.connected:
+            return
+        with contextlib.suppress(aiomqtt.MqttError):
+            await self._publish_settings(site)
+            if not known:
+                await self.publish_discovery([site])
 
     async def _chat(self, route: Route, msg: Inbound) -> None:
         try:

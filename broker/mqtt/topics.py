@@ -6,10 +6,9 @@ broker ACLs can confine a device to its own topics.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from ..core.payloads import ID_RE
 
 #: Request kinds that open a session; with --group these subscriptions are shared,
 #: everything that belongs to an open session is seen by every bridge of the group.
