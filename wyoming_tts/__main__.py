@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from wyoming.event import Event
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
 
 from voice_common import __version__
@@ -19,6 +20,7 @@ from .engine import Synthesizer
 from .handler import TtsConnection, TtsService
 from .metrics import TtsMetrics
 from .voices import PromptCache, VoiceStore
+from .voices.events import ProfileSupport, mark_profiles
 
 #: Backends that speak voice profiles (cloned voices).
 CLONING_BACKENDS = {"qwen3"}
@@ -80,13 +82,20 @@ async def serve(config: TtsConfig) -> int:
     engine = Synthesizer(backends, metrics, int(config.cache_mb * 1024 * 1024), config.workers, config.speaker)
     holder: dict[str, TtsService] = {}
 
+    def describe() -> Event:
+        """`info`, marked with the voice profiles when this service keeps them (see voices.events)."""
+        info = build_info(engine.voices()).event()
+        if store is None:
+            return info
+        return mark_profiles(info, ProfileSupport(tuple(p.name for p in store.profiles()), config.voice_edits))
+
     def load_models() -> None:
         if store is not None:
             store.scan()
         engine.load()
         holder["service"] = TtsService(
             engine=engine, metrics=metrics, slots=SessionSlots(config.max_sessions),
-            describe=lambda: build_info(engine.voices()).event(), config=config, store=store, prompts=prompts,
+            describe=describe, config=config, store=store, prompts=prompts,
         )
 
     try:

@@ -108,3 +108,36 @@ class VoiceDeleted(Eventable):
     @staticmethod
     def from_event(event: Event) -> VoiceDeleted:
         return VoiceDeleted(name=(event.data or {}).get("name"))  # type: ignore[arg-type]
+
+
+#: Key a TTS service that keeps voice profiles adds to its TtsProgram in `info` (Wyoming clients,
+#: Home Assistant among them, skip keys they do not know): {"voices": [names], "editable": bool}.
+#: A client (the bridge) sends voice-create / voice-delete only to services that carry it.
+PROFILES_KEY = "voice_profiles"
+
+
+@dataclass(frozen=True)
+class ProfileSupport:
+    """What `info` says about a service's voice profiles: their names, and whether
+    voice-create / voice-delete are accepted (--no-voice-edits turns them off)."""
+
+    voices: tuple[str, ...] = ()
+    editable: bool = True
+
+
+def mark_profiles(info: Event, support: ProfileSupport) -> Event:
+    """`info` (an info event) with `support` on each of its TTS programs."""
+    for program in (info.data or {}).get("tts") or []:
+        program[PROFILES_KEY] = {"voices": list(support.voices), "editable": support.editable}
+    return info
+
+
+def profile_support(info: Event) -> ProfileSupport | None:
+    """The voice profiles an info event announces, or None when the service keeps none."""
+    for program in (info.data or {}).get("tts") or []:
+        marker = program.get(PROFILES_KEY) if isinstance(program, dict) else None
+        if isinstance(marker, dict):
+            voices = marker.get("voices")
+            names = tuple(v for v in voices if isinstance(v, str)) if isinstance(voices, list) else ()
+            return ProfileSupport(names, marker.get("editable") is not False)
+    return None
