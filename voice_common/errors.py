@@ -48,6 +48,8 @@ class MqttCode(StrEnum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
     EXPIRED = "expired"
+    VOICE_EXISTS = "voice_exists"
+    UNKNOWN_VOICE = "unknown_voice"
 
 
 class WireError(Exception):

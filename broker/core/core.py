@@ -1,6 +1,6 @@
 """The core every front drives: admits sessions, runs each as its own task, ends them.
 
-Per site there is at most one STT and one TTS session, in total at most
+Per site there is at most one STT, one TTS and one voice-profile session, in total at most
 `--max-sessions`; more is refused with `busy`. A session without a site (an API
 request) takes only a global slot: no per-site exclusivity and no site settings.
 Each session reports to its front through a `Sink` of typed results; the core knows
@@ -21,13 +21,14 @@ from voice_common.server import SessionSlots
 from ..config import BridgeConfig
 from .errors import SessionError
 from .metrics import BrokerMetrics
-from .payloads import SttRequest, Voice, check_text
+from .payloads import SttRequest, Voice, VoiceProfileRequest, check_text
 from .results import Failure, Sink, SinkFailed
 from .services import ServicePool
 from .session import Deps, Session
 from .settings import SettingsStore
 from .stt import SttSession
 from .tts import TtsSession
+from .voices import VoiceCreateSession, VoiceDeleteSession, VoiceSession
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Core:
         self.slots = SessionSlots(config.max_sessions)
         self._stt: dict[str, SttSession] = {}
         self._tts: dict[str, TtsSession] = {}
+        self._voice: dict[str, VoiceSession] = {}
         self._sessions: set[Session] = set()
         self._reports: set[asyncio.Task] = set()
         #: Awaited with the site when a site's session starts and after it ended (a front
@@ -65,7 +67,7 @@ class Core:
         return self.store.get(site).mode or self.config.default_mode
 
     def busy(self, site: str) -> bool:
-        """True while the site has an STT or TTS session."""
+        """True while the site has an STT or TTS session (a voice-profile edit is not speech)."""
         return site in self._stt or site in self._tts
 
     def stt_at(self, site: str) -> SttSession | None:
@@ -73,6 +75,9 @@ class Core:
 
     def tts_at(self, site: str) -> TtsSession | None:
         return self._tts.get(site)
+
+    def voice_at(self, site: str) -> VoiceSession | None:
+        return self._voice.get(site)
 
     def sessions(self) -> list[Session]:
         """Every session in progress, with or without a site."""
@@ -108,6 +113,31 @@ class Core:
         self._start(session, self._tts)
         return session
 
+    def open_voice_create(self, request: VoiceProfileRequest, sink: Sink, *, site: str | None = None,
+                          ident: str = "") -> VoiceCreateSession:
+        """Start creating a voice profile (its clip follows through `feed`, then `stop`).
+        Raises SessionError when refused, before any audio is taken (no service keeps profiles)."""
+        session = VoiceCreateSession(site, ident, sink, self.deps, request)
+        self._open_voice(session)
+        return session
+
+    def open_voice_delete(self, name: str, sink: Sink, *, site: str | None = None,
+                          ident: str = "") -> VoiceDeleteSession:
+        """Delete the voice profile `name` (checked by the front with `payloads.voice_name`) on
+        every TTS service that keeps profiles. Raises SessionError when refused."""
+        session = VoiceDeleteSession(site, ident, sink, self.deps, name)
+        self._open_voice(session)
+        return session
+
+    def _open_voice(self, session: VoiceSession) -> None:
+        try:
+            session.targets()
+        except SessionError as err:
+            self.metrics.errors.labels(err.code).inc()
+            raise
+        self._admit(session.site, self._voice, "voice")
+        self._start(session, self._voice)
+
     def _admit(self, site: str | None, registry: dict, what: str) -> None:
         try:
             if site is not None:
@@ -127,6 +157,7 @@ class Core:
             registry[session.site] = session
         self._sessions.add(session)
         session.holds_slot = True
+        session.registry = registry
         session.release = lambda: self._release(session)
         self.metrics.active_sessions.inc()
         session.task = asyncio.ensure_future(self._drive(session))
@@ -172,7 +203,7 @@ class Core:
         if not session.holds_slot:
             return
         session.holds_slot = False
-        registry: dict = self._stt if isinstance(session, SttSession) else self._tts
+        registry = session.registry
         if session.site is not None and registry.get(session.site) is session:
             del registry[session.site]
         self.slots.release()

@@ -72,6 +72,8 @@ class Session:
         self.release: Callable[[], None] = lambda: None
         #: Holds a slot (and its site) until released; set by `Core`.
         self.holds_slot = False
+        #: The sessions by site of its kind, which `Core` frees it from.
+        self.registry: dict[str, Session] = {}
 
     async def emit(self, result: Result) -> None:
         """Send one result to the sink; a sink that raises ends the session (SinkFailed)."""
