@@ -1,0 +1,235 @@
+"""Voice profiles (cloned voices) created and deleted through the bridge, over MQTT.
+
+Real parts: a private Mosquitto, the bridge process, and two real TTS services: the
+qwen3 backend on the tiny random Qwen3-TTS model of tests/qwen_tiny.py (a service that
+keeps voice profiles and says so in its `info`), and the bundled Piper voice (one that
+keeps none, so it must never be asked). The reference clip is tests/data/basic_ref_en.wav,
+decoded to 16 kHz and sent in messages of an odd byte count. Skipped, with the reason,
+where torch or qwen-tts is not installed (the `clone` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+
+import pytest
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Describe
+
+from helpers import DATA, decode_audio, silence
+from mqtt_helpers import Bridge, Probe, mosquitto, run, tts_server  # noqa: F401  (fixtures)
+from tts_helpers import start_tts, stop_tts
+
+MISSING = [name for name in ("torch", "transformers", "qwen_tts") if importlib.util.find_spec(name) is None]
+pytestmark = pytest.mark.skipif(
+    bool(MISSING), reason=f"the clone extra is not installed ({', '.join(MISSING)} missing): "
+    "pip install '.[clone]' && pip install --no-deps qwen-tts==0.1.1")
+
+REF_TEXT = "Some call me nature, others call me mother nature."
+RATE = 16000
+#: Bytes per audio message: odd on purpose (messages are transport, not sample boundaries).
+CHUNK = 3001
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    return decode_audio(DATA / "basic_ref_en.wav", RATE)
+
+
+@pytest.fixture(scope="module")
+def cloning_tts(tmp_path_factory):
+    from qwen_tiny import save_tiny_model
+
+    from wyoming_tts.backends.qwen3_imports import import_qwen_tts
+
+    import_qwen_tts()  # the import path the server takes (placeholders for sox/torchaudio)
+    model = save_tiny_model(tmp_path_factory.mktemp("qwen3-tiny"))
+    voices = tmp_path_factory.mktemp("voices")
+    server = start_tts("--backend", "qwen3", "--qwen-model", str(model), "--voice-profiles-dir", str(voices))
+    server.voices = voices
+    yield server
+    stop_tts(server)
+
+
+@pytest.fixture(scope="module")
+def profile_bridge(mosquitto, cloning_tts, tts_server):  # noqa: F811
+    bridge = Bridge(mosquitto, "--tts", cloning_tts.uri, "--tts", tts_server.uri, "--idle-timeout", "10").start()
+    bridge.wait_log("is up (tts)", count=2)
+    yield bridge
+    assert bridge.stop() == 0, bridge.log()
+    log = bridge.log()
+    assert "Traceback" not in log, log
+    assert REF_TEXT not in log  # transcripts never reach the log at INFO
+
+
+def service_info(port: int) -> dict:
+    """The TTS service's own `info`, as sent (with the keys wyoming's Info leaves out)."""
+    async def ask() -> dict:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Describe().event())
+            while True:
+                event: Event | None = await asyncio.wait_for(client.read_event(), 30)
+                assert event is not None
+                if event.type == "info":
+                    return event.data
+
+    return run(ask())
+
+
+def service_voices(port: int) -> set[str]:
+    return {v["name"] for program in service_info(port)["tts"] for v in program["voices"]}
+
+
+async def create(probe: Probe, rid: str, pcm: bytes, *, stop: dict | None = None, **fields) -> tuple[str, dict]:
+    """Create a profile over MQTT: start, the clip in CHUNK-byte messages, stop with the
+    counts; returns (the result topic's last level, its payload)."""
+    start = {"name": rid, "transcript": REF_TEXT, "language": "en_US", "rate": RATE, "width": 2, "channels": 1}
+    start.update(fields)
+    base = f"voice/profile/lab/{rid}"
+    await probe.publish(f"{base}/start", {k: v for k, v in start.items() if v is not None})
+    chunks = 0
+    for i in range(0, len(pcm), CHUNK):
+        await probe.publish(f"{base}/audio", pcm[i:i + CHUNK], qos=1)
+        chunks += 1
+    await probe.publish(f"{base}/stop", stop if stop is not None else {"chunks": chunks, "bytes": len(pcm)})
+    return await result(probe, base)
+
+
+async def result(probe: Probe, base: str) -> tuple[str, dict]:
+    msg = await probe.next(f"{base}/result/*", timeout=120)
+    return msg.topic.rsplit("/", 1)[1], msg.json()
+
+
+async def bridge_lists(probe: Probe, name: str, present: bool) -> dict:
+    """The first `voice/info` whose profile service lists `name` (or no longer does)."""
+    while True:
+        info = (await probe.next("voice/info", timeout=60)).json()
+        keeping = [s for s in info["services"] if s["profiles"] is not None]
+        if keeping and all((name in s["voices"] and name in s["profiles"]["voices"]) == present for s in keeping):
+            return info
+
+
+def test_a_profile_is_created_over_mqtt_listed_everywhere_and_deleted(profile_bridge, cloning_tts, tts_server,
+                                                                      clip):
+    async def scenario():
+        async with Probe(profile_bridge.broker, "voice/profile/lab/#", "voice/info") as probe:
+            kind, created = await create(probe, "nature", clip, description="Mother nature, cloned",
+                                         language=["en_US", "en_GB"])
+            assert kind == "created", created
+            assert created["name"] == "nature" and created["languages"] == ["en_US", "en_GB"]
+            assert created["services"] == [cloning_tts.uri] and created["failed"] == []  # Piper was not asked
+            assert created["audio_ms"] == round(len(clip) / (RATE * 2) * 1000)
+            info = await bridge_lists(probe, "nature", present=True)
+            plain = [s for s in info["services"] if s["uri"] == tts_server.uri]
+            assert plain and plain[0]["profiles"] is None and "nature" not in plain[0]["voices"]
+            assert info["profiles"]["min_seconds"] == 3 and info["profiles"]["max_seconds"] == 30
+
+            await probe.publish("voice/profile/lab/d1/delete", {"name": "nature"})
+            kind, deleted = await result(probe, "voice/profile/lab/d1")
+            assert (kind, deleted) == ("deleted", {"name": "nature", "services": [cloning_tts.uri], "failed": []})
+            await bridge_lists(probe, "nature", present=False)
+
+    run(scenario())
+    assert "nature" not in service_voices(cloning_tts.port)
+    assert not (cloning_tts.voices / "nature").exists()
+
+
+def test_the_service_marks_its_profiles_in_info_and_keeps_what_was_sent(profile_bridge, cloning_tts, clip):
+    async def scenario(step: str) -> tuple[str, dict]:
+        async with Probe(profile_bridge.broker, "voice/profile/lab/#") as probe:
+            if step == "create":
+                return await create(probe, "kept", clip)
+            await probe.publish("voice/profile/lab/d5/delete", {"name": "kept"})
+            return await result(probe, "voice/profile/lab/d5")
+
+    assert run(scenario("create"))[0] == "created"
+    marker = service_info(cloning_tts.port)["tts"][0]["voice_profiles"]
+    assert "kept" in marker["voices"] and marker["editable"] is True
+    manifest = json.loads((cloning_tts.voices / "kept" / "voice.json").read_text())
+    assert manifest["transcript"] == REF_TEXT and manifest["languages"] == ["en_US"]
+    assert run(scenario("delete"))[0] == "deleted"
+    assert "kept" not in service_info(cloning_tts.port)["tts"][0]["voice_profiles"]["voices"]
+
+
+BAD = [
+    # (case, start fields, clip change, expected code, words in the message)
+    ("short clip", {}, lambda pcm: pcm[: RATE * 2 * 2], "invalid_request", "too short"),
+    ("silence", {}, lambda pcm: silence(5, RATE), "invalid_request", "silent"),
+    ("missing transcript", {"transcript": None}, None, "invalid_request", "transcript"),
+    ("path in the name", {"name": "../x"}, None, "invalid_request", "not allowed"),
+    ("wrong format", {"width": 3}, None, "invalid_format", ""),
+    ("long clip", {}, lambda pcm: pcm * 6, "too_large", "longer than 30"),
+    ("half a frame", {}, lambda pcm: pcm + b"\x01", "invalid_format", "whole number of frames"),
+]
+
+
+@pytest.mark.parametrize(("case", "fields", "change", "code", "words"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_a_clear_error_and_saves_nothing(profile_bridge, cloning_tts, clip, case, fields, change,
+                                                         code, words):
+    before = sorted(p.name for p in cloning_tts.voices.iterdir())
+    pcm = change(clip) if change else clip
+    rid = "bad-" + "".join(ch for ch in case if ch.isalnum())
+
+    async def scenario():
+        async with Probe(profile_bridge.broker, "voice/profile/lab/#") as probe:
+            return await create(probe, rid, pcm, **{"name": rid, **fields})
+
+    kind, payload = run(scenario())
+    assert (kind, payload["code"]) == ("error", code), payload
+    assert words in payload["message"]
+    assert sorted(p.name for p in cloning_tts.voices.iterdir()) == before
+    assert rid not in service_voices(cloning_tts.port)
+
+
+def test_a_duplicate_name_is_refused_and_the_first_profile_stays(profile_bridge, cloning_tts, clip):
+    async def scenario():
+        async with Probe(profile_bridge.broker, "voice/profile/lab/#") as probe:
+            first = await create(probe, "twice", clip)
+            second = await create(probe, "twice", clip[: len(clip) // 2 * 2 - RATE * 2], transcript="Other words.")
+            await probe.publish("voice/profile/lab/d2/delete", {"name": "twice"})
+            return first, second, await result(probe, "voice/profile/lab/d2")
+
+    first, second, deleted = run(scenario())
+    assert first[0] == "created"
+    assert second[0] == "error" and second[1]["code"] == "voice_exists", second
+    assert deleted[0] == "deleted"
+
+
+def test_deleting_an_unknown_voice_or_a_path_is_an_error(profile_bridge, cloning_tts):
+    async def scenario():
+        async with Probe(profile_bridge.broker, "voice/profile/lab/#") as probe:
+            answers = []
+            for rid, name in (("d3", "nobody"), ("d4", "../voices")):
+                await probe.publish(f"voice/profile/lab/{rid}/delete", {"name": name})
+                answers.append(await result(probe, f"voice/profile/lab/{rid}"))
+            return answers
+
+    (kind1, unknown), (kind2, path) = run(scenario())
+    assert (kind1, unknown["code"]) == ("error", "unknown_voice"), unknown
+    assert (kind2, path["code"]) == ("error", "invalid_request"), path
+    assert cloning_tts.voices.is_dir()
+
+
+def test_results_go_to_the_v5_response_topic_with_the_correlation_data(profile_bridge, cloning_tts, clip):
+    async def scenario():
+        async with Probe(profile_bridge.broker, "voice/reply/me/#", "voice/profile/lab/#") as probe:
+            base = "voice/profile/lab/v5"
+            await probe.publish(f"{base}/start", {"name": "replied", "transcript": REF_TEXT, "language": "en_US",
+                                                  "rate": RATE}, response_topic="voice/reply/me/v5",
+                                correlation=b"corr-1")
+            for i in range(0, len(clip), CHUNK):
+                await probe.publish(f"{base}/audio", clip[i:i + CHUNK], qos=1)
+            await probe.publish(f"{base}/stop", {})
+            created = await probe.next("voice/reply/me/v5", timeout=120)
+            await probe.publish("voice/profile/lab/v5d/delete", {"name": "replied"},
+                                response_topic="voice/reply/me/v5d")
+            deleted = await probe.next("voice/reply/me/v5d", timeout=120)
+            return created, deleted
+
+    created, deleted = run(scenario())
+    assert created.type == "voice-created" and created.properties.CorrelationData == b"corr-1"
+    assert created.json()["name"] == "replied"
+    assert deleted.type == "voice-deleted" and deleted.json()["services"] == [cloning_tts.uri]
