@@ -1,6 +1,7 @@
 """Voice profiles (cloned voices) created and deleted through the bridge, over MQTT.
 
-Real parts: a private Mosquitto, the bridge process, and two real TTS services: the
+Real parts: a private Mosquitto (this module's own: no other bridge of the test session
+answers these topics), the bridge process, and two real TTS services: the
 qwen3 backend on the tiny random Qwen3-TTS model of tests/qwen_tiny.py (a service that
 keeps voice profiles and says so in its `info`), and the bundled Piper voice (one that
 keeps none, so it must never be asked). The reference clip is tests/data/basic_ref_en.wav,
@@ -20,7 +21,8 @@ from wyoming.event import Event
 from wyoming.info import Describe
 
 from helpers import DATA, decode_audio, silence
-from mqtt_helpers import Bridge, Probe, mosquitto, run, tts_server  # noqa: F401  (fixtures)
+from mqtt_helpers import Bridge, Mosquitto, Probe, run, tts_server  # noqa: F401  (fixtures)
+from test_broker_docs import run_example
 from tts_helpers import start_tts, stop_tts
 
 MISSING = [name for name in ("torch", "transformers", "qwen_tts") if importlib.util.find_spec(name) is None]
@@ -55,8 +57,15 @@ def cloning_tts(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def profile_bridge(mosquitto, cloning_tts, tts_server):  # noqa: F811
-    bridge = Bridge(mosquitto, "--tts", cloning_tts.uri, "--tts", tts_server.uri, "--idle-timeout", "10").start()
+def private_mosquitto():
+    broker = Mosquitto()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(scope="module")
+def profile_bridge(private_mosquitto, cloning_tts, tts_server):  # noqa: F811
+    bridge = Bridge(private_mosquitto, "--tts", cloning_tts.uri, "--tts", tts_server.uri, "--idle-timeout", "10").start()
     bridge.wait_log("is up (tts)", count=2)
     yield bridge
     assert bridge.stop() == 0, bridge.log()
@@ -115,7 +124,7 @@ async def bridge_lists(probe: Probe, name: str, present: bool) -> dict:
 def test_a_profile_is_created_over_mqtt_listed_everywhere_and_deleted(profile_bridge, cloning_tts, tts_server,
                                                                       clip):
     async def scenario():
-        async with Probe(profile_bridge.broker, "voice/profile/lab/#", "voice/info") as probe:
+        async with Probe(profile_bridge.broker, "voice/profile/lab/#", "voice/info", "voice/tts/lab/#") as probe:
             kind, created = await create(probe, "nature", clip, description="Mother nature, cloned",
                                          language=["en_US", "en_GB"])
             assert kind == "created", created
@@ -126,6 +135,14 @@ def test_a_profile_is_created_over_mqtt_listed_everywhere_and_deleted(profile_br
             plain = [s for s in info["services"] if s["uri"] == tts_server.uri]
             assert plain and plain[0]["profiles"] is None and "nature" not in plain[0]["voices"]
             assert info["profiles"]["min_seconds"] == 3 and info["profiles"]["max_seconds"] == 30
+
+            # a say with the cloned voice goes to the service that has it, not to Piper
+            await probe.publish("voice/tts/lab/s1/say", {"text": "Hello.", "voice": "nature"})
+            spoken = await probe.next("voice/tts/lab/s1/result/*", timeout=120)
+            assert spoken.topic.endswith("/start"), spoken.payload
+            assert spoken.json()["rate"] == 24000 and spoken.json()["voice"] == "nature"
+            done = await probe.next("voice/tts/lab/s1/result/done", timeout=120)
+            assert done.json()["bytes"] > 0
 
             await probe.publish("voice/profile/lab/d1/delete", {"name": "nature"})
             kind, deleted = await result(probe, "voice/profile/lab/d1")
@@ -233,3 +250,17 @@ def test_results_go_to_the_v5_response_topic_with_the_correlation_data(profile_b
     assert created.type == "voice-created" and created.properties.CorrelationData == b"corr-1"
     assert created.json()["name"] == "replied"
     assert deleted.type == "voice-deleted" and deleted.json()["services"] == [cloning_tts.uri]
+
+
+def test_the_documented_example_clones_a_voice(profile_bridge, cloning_tts, tmp_path):
+    (tmp_path / "voice.raw").write_bytes(decode_audio(DATA / "basic_ref_en.wav", 24000))
+    created = json.loads(run_example("profile", profile_bridge.broker, tmp_path))
+    assert created["name"] == "grandma" and created["services"] == [cloning_tts.uri], created
+    assert "grandma" in service_voices(cloning_tts.port)
+
+    async def delete() -> tuple[str, dict]:
+        async with Probe(profile_bridge.broker, "voice/profile/kitchen/#") as probe:
+            await probe.publish("voice/profile/kitchen/p2/delete", {"name": "grandma"})
+            return await result(probe, "voice/profile/kitchen/p2")
+
+    assert run(delete())[0] == "deleted"
