@@ -42,6 +42,8 @@ class Service:
     profiles: ProfileSupport | None = None
     streaming: dict[str, bool] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)  # models / voices per kind
+    #: Per kind, what each model / voice is: name, languages, backend (the program serving it).
+    details: dict[str, list[dict]] = field(default_factory=dict)
 
     def update(self, info: Info) -> None:
         self.kinds = {kind for kind in KINDS if any(p.installed for p in getattr(info, kind))}
@@ -52,6 +54,12 @@ class Service:
         self.names = {
             "asr": [m.name for p in info.asr for m in p.models if m.installed],
             "tts": [v.name for p in info.tts for v in p.voices if v.installed],
+        }
+        self.details = {
+            "asr": [{"name": m.name, "languages": list(m.languages), "backend": p.name}
+                    for p in info.asr for m in p.models if m.installed],
+            "tts": [{"name": v.name, "languages": list(v.languages), "backend": p.name}
+                    for p in info.tts for v in p.voices if v.installed],
         }
 
     def state(self) -> tuple:
