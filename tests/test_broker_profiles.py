@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import json
 
+import httpx
 import pytest
-from wyoming.client import AsyncTcpClient
-from wyoming.event import Event
-from wyoming.info import Describe
-
-from helpers import DATA, decode_audio, silence
+from helpers import DATA, decode_audio, free_port, silence
+from http_helpers import keys_cli
 from mqtt_helpers import Bridge, Mosquitto, Probe, run, tts_server  # noqa: F401  (fixtures)
 from test_broker_docs import run_example
 from tts_helpers import start_tts, stop_tts
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Describe
 
 MISSING = [name for name in ("torch", "transformers", "qwen_tts") if importlib.util.find_spec(name) is None]
 pytestmark = pytest.mark.skipif(
@@ -65,13 +67,21 @@ def private_mosquitto():
 
 @pytest.fixture(scope="module")
 def profile_bridge(private_mosquitto, cloning_tts, tts_server):  # noqa: F811
-    bridge = Bridge(private_mosquitto, "--tts", cloning_tts.uri, "--tts", tts_server.uri, "--idle-timeout", "10").start()
+    """The bridge with both fronts: MQTT, and HTTP on `bridge.api` with the key `bridge.key`."""
+    api_port = free_port()
+    bridge = Bridge(private_mosquitto, "--tts", cloning_tts.uri, "--tts", tts_server.uri, "--idle-timeout", "10",
+                    "--api", f"127.0.0.1:{api_port}")
+    bridge.api = f"http://127.0.0.1:{api_port}"
+    bridge.plain_tts = tts_server.uri
+    bridge.key = keys_cli(bridge.db, "create", "profiles")
+    bridge.start()
     bridge.wait_log("is up (tts)", count=2)
     yield bridge
     assert bridge.stop() == 0, bridge.log()
     log = bridge.log()
     assert "Traceback" not in log, log
     assert REF_TEXT not in log  # transcripts never reach the log at INFO
+    assert bridge.key not in log
 
 
 def service_info(port: int) -> dict:
@@ -121,8 +131,7 @@ async def bridge_lists(probe: Probe, name: str, present: bool) -> dict:
             return info
 
 
-def test_a_profile_is_created_over_mqtt_listed_everywhere_and_deleted(profile_bridge, cloning_tts, tts_server,
-                                                                      clip):
+def test_a_profile_is_created_over_mqtt_listed_everywhere_and_deleted(profile_bridge, cloning_tts, clip):
     async def scenario():
         async with Probe(profile_bridge.broker, "voice/profile/lab/#", "voice/info", "voice/tts/lab/#") as probe:
             kind, created = await create(probe, "nature", clip, description="Mother nature, cloned",
@@ -132,7 +141,7 @@ def test_a_profile_is_created_over_mqtt_listed_everywhere_and_deleted(profile_br
             assert created["services"] == [cloning_tts.uri] and created["failed"] == []  # Piper was not asked
             assert created["audio_ms"] == round(len(clip) / (RATE * 2) * 1000)
             info = await bridge_lists(probe, "nature", present=True)
-            plain = [s for s in info["services"] if s["uri"] == tts_server.uri]
+            plain = [s for s in info["services"] if s["uri"] == profile_bridge.plain_tts]
             assert plain and plain[0]["profiles"] is None and "nature" not in plain[0]["voices"]
             assert info["profiles"]["min_seconds"] == 3 and info["profiles"]["max_seconds"] == 30
 
@@ -264,3 +273,88 @@ def test_the_documented_example_clones_a_voice(profile_bridge, cloning_tts, tmp_
             return await result(probe, "voice/profile/kitchen/p2")
 
     assert run(delete())[0] == "deleted"
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+def http(bridge, method: str, path: str, **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {bridge.key}"}
+    return httpx.request(method, bridge.api + path, headers=headers, timeout=120, **kwargs)
+
+
+def flac(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM as a FLAC file (a format the upload is decoded from)."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.frombuffer(pcm, "<i2").reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+def upload(bridge, name: str, data: bytes, **fields: str) -> httpx.Response:
+    form = {"name": name, "transcript": REF_TEXT, "language": "en_US", **fields}
+    return http(bridge, "POST", "/api/v1/voices", data={k: v for k, v in form.items() if v is not None},
+                files={"file": ("clip.flac", data, "audio/flac")})
+
+
+def listed(bridge) -> dict[str, dict]:
+    answer = http(bridge, "GET", "/api/v1/voices")
+    assert answer.status_code == 200, answer.text
+    return {v["name"]: v for v in answer.json()["voices"]}
+
+
+def test_a_profile_is_uploaded_in_any_format_listed_and_deleted_over_http(profile_bridge, cloning_tts, clip):
+    created = upload(profile_bridge, "uploaded", flac(clip, RATE), language="en_US, de_DE",
+                     description="From a FLAC file")
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["name"] == "uploaded" and body["languages"] == ["en_US", "de_DE"]
+    assert body["services"] == [cloning_tts.uri] and body["failed"] == []
+    voices = listed(profile_bridge)  # the services were described again before the answer
+    assert voices["uploaded"]["kind"] == "profile" and voices["uploaded"]["languages"] == ["en_US", "de_DE"]
+    assert {v["kind"] for name, v in voices.items() if name != "uploaded"} == {"builtin"}  # Piper's
+    assert "uploaded" in service_voices(cloning_tts.port)
+
+    deleted = http(profile_bridge, "DELETE", "/api/v1/voices/uploaded")
+    assert deleted.status_code == 200 and deleted.json()["services"] == [cloning_tts.uri], deleted.text
+    assert "uploaded" not in listed(profile_bridge)
+    again = http(profile_bridge, "DELETE", "/api/v1/voices/uploaded")
+    assert (again.status_code, again.json()["error"]["code"]) == (404, "unknown_voice")
+
+
+HTTP_BAD = [
+    # (case, name, file, form changes, status, code)
+    ("path in the name", "..x", None, {}, 400, "invalid_request"),
+    ("missing transcript", "notext", None, {"transcript": None}, 400, "invalid_request"),
+    ("not audio", "text", b"these are not the bytes of an audio file", {}, 400, "invalid_format"),
+    ("short clip", "short", "short", {}, 400, "invalid_request"),
+    ("silence", "quiet", "silence", {}, 400, "invalid_request"),
+]
+
+
+@pytest.mark.parametrize(("case", "name", "data", "fields", "status", "code"), HTTP_BAD,
+                         ids=[b[0] for b in HTTP_BAD])
+def test_a_bad_upload_is_refused_with_the_apis_error_and_saves_nothing(profile_bridge, cloning_tts, clip, case,
+                                                                        name, data, fields, status, code):
+    before = sorted(p.name for p in cloning_tts.voices.iterdir())
+    files = {None: flac(clip, RATE), "short": flac(clip[: RATE * 2 * 2], RATE),
+             "silence": flac(silence(5, RATE), RATE)}
+    answer = upload(profile_bridge, name, files.get(data, data), **fields)  # type: ignore[arg-type]
+    assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text
+    assert sorted(p.name for p in cloning_tts.voices.iterdir()) == before
+
+
+def test_a_duplicate_upload_is_a_conflict_and_a_keyless_one_unauthorized(profile_bridge, clip):
+    assert upload(profile_bridge, "dup", flac(clip, RATE)).status_code == 201
+    second = upload(profile_bridge, "dup", flac(clip, RATE))
+    assert (second.status_code, second.json()["error"]["code"]) == (409, "voice_exists"), second.text
+    keyless = httpx.delete(profile_bridge.api + "/api/v1/voices/dup", timeout=60)
+    assert keyless.status_code == 401
+    assert http(profile_bridge, "DELETE", "/api/v1/voices/dup").status_code == 200
