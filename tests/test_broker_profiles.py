@@ -210,6 +210,25 @@ def test_bad_input_gets_a_clear_error_and_saves_nothing(profile_bridge, cloning_
     assert rid not in service_voices(cloning_tts.port)
 
 
+def test_a_cancelled_or_lossy_upload_saves_nothing(profile_bridge, cloning_tts, clip):
+    before = sorted(p.name for p in cloning_tts.voices.iterdir())
+
+    async def scenario():
+        async with Probe(profile_bridge.broker, "voice/profile/lab/#") as probe:
+            lossy = await create(probe, "lossy", clip, stop={"chunks": 10_000})
+            base = "voice/profile/lab/cancelled"
+            await probe.publish(f"{base}/start", {"name": "cancelled", "transcript": REF_TEXT, "language": "en_US",
+                                                  "rate": RATE})
+            await probe.publish(f"{base}/audio", clip[:CHUNK])
+            await probe.publish(f"{base}/cancel", b"")
+            return lossy, await result(probe, base)
+
+    (kind1, lossy), (kind2, cancelled) = run(scenario())
+    assert (kind1, lossy["code"]) == ("error", "audio_lost"), lossy
+    assert (kind2, cancelled["code"]) == ("error", "cancelled"), cancelled
+    assert sorted(p.name for p in cloning_tts.voices.iterdir()) == before
+
+
 def test_a_duplicate_name_is_refused_and_the_first_profile_stays(profile_bridge, cloning_tts, clip):
     async def scenario():
         async with Probe(profile_bridge.broker, "voice/profile/lab/#") as probe:
