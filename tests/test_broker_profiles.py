@@ -44,18 +44,26 @@ def clip() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def cloning_tts(tmp_path_factory):
+def cloning_tts(tiny_model, tmp_path_factory):
+    server = cloning_server(tiny_model, tmp_path_factory.mktemp("voices"))
+    yield server
+    stop_tts(server)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
     from qwen_tiny import save_tiny_model
 
     from wyoming_tts.backends.qwen3_imports import import_qwen_tts
 
     import_qwen_tts()  # the import path the server takes (placeholders for sox/torchaudio)
-    model = save_tiny_model(tmp_path_factory.mktemp("qwen3-tiny"))
-    voices = tmp_path_factory.mktemp("voices")
+    return save_tiny_model(tmp_path_factory.mktemp("qwen3-tiny"))
+
+
+def cloning_server(model, voices):
     server = start_tts("--backend", "qwen3", "--qwen-model", str(model), "--voice-profiles-dir", str(voices))
     server.voices = voices
-    yield server
-    stop_tts(server)
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -377,3 +385,87 @@ def test_a_duplicate_upload_is_a_conflict_and_a_keyless_one_unauthorized(profile
     keyless = httpx.delete(profile_bridge.api + "/api/v1/voices/dup", timeout=60)
     assert keyless.status_code == 401
     assert http(profile_bridge, "DELETE", "/api/v1/voices/dup").status_code == 200
+
+
+# -- several services that keep profiles (the core driven directly) ---------------------------
+def test_every_service_that_keeps_profiles_gets_it_and_one_refusing_does_not_undo_the_others(
+        cloning_tts, tiny_model, tmp_path, clip):
+    from broker.config import parse_config
+    from broker.core.core import Core
+    from broker.core.metrics import BrokerMetrics
+    from broker.core.payloads import Stop, VoiceProfileRequest
+    from broker.core.results import ProfileDeleted, ProfileSaved
+    from broker.core.services import ServicePool
+    from broker.core.settings import SettingsStore
+
+    other = cloning_server(tiny_model, tmp_path / "other-voices")
+    try:
+        # the other service has a profile of that name already: it refuses, the first saves
+        twin = {"name": "twin", "transcript": REF_TEXT, "language": "en_US", "rate": RATE}
+
+        async def scenario() -> list:
+            config = parse_config(["--tts", cloning_tts.uri, "--tts", other.uri, "--db", str(tmp_path / "db")])
+            metrics = BrokerMetrics()
+            pool = ServicePool(config.connect_timeout, metrics)
+            for uri in (cloning_tts.uri, other.uri):
+                await pool.check(pool.add(uri, "static", expect="tts"))
+            core = Core(config, pool, SettingsStore(config.db), metrics)
+            results = []
+            for _attempt in range(2):  # the first saves on one service; the second on none
+                sink = _Collect()
+                session = core.open_voice_create(VoiceProfileRequest.parse(twin), sink)
+                for i in range(0, len(clip), CHUNK):
+                    session.feed(clip[i:i + CHUNK])
+                session.stop(Stop.now())
+                await asyncio.wait_for(session.task, 120)
+                results.append(sink.results)
+            sink = _Collect()
+            session = core.open_voice_delete("twin", sink)
+            await asyncio.wait_for(session.task, 120)
+            results.append(sink.results)
+            await core.close()
+            await pool.close()
+            core.store.close()
+            return results
+
+        # on `other` alone first (through its own Wyoming port), then through the bridge's core
+        assert _wyoming_create(other.port, "twin", clip) == "voice-created"
+        first, second, deleted = run(scenario())
+    finally:
+        stop_tts(other)
+    (saved,) = first
+    assert isinstance(saved, ProfileSaved) and saved.services == (cloning_tts.uri,), saved
+    assert [(r.service, r.code) for r in saved.failed] == [(other.uri, "voice_exists")]
+    (again,) = second  # now both have it: every service refuses, the answer is the telling one
+    assert again.code == "voice_exists", again
+    (gone,) = deleted
+    assert isinstance(gone, ProfileDeleted) and set(gone.services) == {cloning_tts.uri, other.uri}, gone
+    assert not (cloning_tts.voices / "twin").exists() and not (tmp_path / "other-voices" / "twin").exists()
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.results: list = []
+
+    async def send(self, result) -> None:
+        self.results.append(result)
+
+
+def _wyoming_create(port: int, name: str, pcm: bytes) -> str:
+    """Create a profile on one TTS service directly (voice-create, the clip, audio-stop)."""
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+
+    from broker.core.voice_events import VoiceCreate
+
+    async def go() -> str:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(VoiceCreate(name, REF_TEXT, "en_US", RATE, 2, 1).event())
+            await client.write_event(AudioStart(RATE, 2, 1).event())
+            for i in range(0, len(pcm), 32000):
+                await client.write_event(AudioChunk(RATE, 2, 1, pcm[i:i + 32000]).event())
+            await client.write_event(AudioStop().event())
+            event = await asyncio.wait_for(client.read_event(), 60)
+            assert event is not None
+            return event.type
+
+    return run(go())
