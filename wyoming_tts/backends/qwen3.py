@@ -170,11 +170,22 @@ class Qwen3Backend(TtsBackend):
                     **model._merge_generate_kwargs(max_new_tokens=max_frames))
 
             frames = stream_frames(tap, generate, eos=inner.config.talker_config.codec_eos_token_id)
+            made = [0]
+
+            def counted() -> Iterator[Any]:
+                for frame in frames:
+                    made[0] += 1
+                    yield frame
+
+            finished = False
             try:
-                for audio in decode_stream(speech.decoder, frames, prompt.ref_code, speech.decode_upsample_rate):
+                for audio in decode_stream(speech.decoder, counted(), prompt.ref_code, speech.decode_upsample_rate):
                     yield float_to_pcm16(np.asarray(audio, dtype=np.float32))
+                finished = True
             finally:
-                frames.close()
+                frames.close()  # stops the generation thread when the consumer left early
+                if not finished:
+                    _LOGGER.info("qwen3: generation stopped after %d of %d frames", made[0], max_frames)
 
         return AudioOut(rate=SAMPLE_RATE, chunks=chunks())
 
