@@ -286,3 +286,33 @@ def test_a_restart_reads_the_saved_prompt_and_a_changed_transcript_recomputes_it
         assert metrics(third)["wyoming_tts_voice_prompt_encodes_total"] == 1  # stale file: recomputed
     finally:
         stop_tts(third)
+
+
+def test_the_talkers_rope_offsets_are_kept_per_thread(tiny_model, tmp_path):
+    """qwen-tts stores the running generation's rope offsets on the talker; concurrent
+    requests (worker threads) must each see their own."""
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from wyoming_tts.backends.qwen3 import Qwen3Backend
+    from wyoming_tts.config import Qwen3Config
+    from wyoming_tts.voices import PromptCache, VoiceStore
+    from wyoming_tts.voices.prompt_cache import PromptMetrics
+
+    backend = Qwen3Backend(Qwen3Config(qwen_model=str(tiny_model)), VoiceStore(tmp_path),
+                           PromptCache(1, 1 << 20, PromptMetrics("t", CollectorRegistry())))
+    backend.load()
+    talker = backend._model.model.talker
+    talker.rope_deltas = "main"
+    seen = []
+
+    def other() -> None:
+        seen.append(talker.rope_deltas)  # a new thread starts with none
+        talker.rope_deltas = "other"
+        seen.append(talker.rope_deltas)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == [None, "other"] and talker.rope_deltas == "main"

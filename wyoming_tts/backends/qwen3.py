@@ -79,6 +79,7 @@ class Qwen3Backend(TtsBackend):
         if self._device == "cuda" and not torch.cuda.is_available():
             raise BackendError("--device cuda: torch sees no CUDA GPU")
         source = str(Path(self._source).expanduser()) if Path(self._source).expanduser().exists() else self._source
+        _check_kind(Path(source) / "config.json", self._source)
         try:
             model = qwen_tts.Qwen3TTSModel.from_pretrained(source, dtype=self._dtype(torch))
         except Exception as err:  # missing files, hub unreachable, wrong layout
@@ -194,6 +195,21 @@ class Qwen3Backend(TtsBackend):
             return "auto"
         name = LANGUAGES.get(requested.replace("_", "-").split("-")[0].lower(), "auto")
         return name if name in self._languages else "auto"
+
+
+def _check_kind(config: Path, source: str) -> None:
+    """Refuse a local model that cannot clone before loading it (a 25 Hz one would need sox and
+    torchaudio just to load)."""
+    if not config.is_file():
+        return  # a hub name: checked after the download
+    try:
+        raw = json.loads(config.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise BackendError(f"qwen3 model {source}: config.json is not JSON ({err})") from err
+    kind, tokenizer = raw.get("tts_model_type"), raw.get("tokenizer_type")
+    if kind != "base" or tokenizer != "qwen3_tts_tokenizer_12hz":
+        raise BackendError(f"qwen3 model {source} is a {kind} model with the {tokenizer}: "
+                           "voice cloning needs a Qwen3-TTS-12Hz ...-Base checkpoint")
 
 
 def _thread_local_rope_deltas(talker: Any) -> None:
