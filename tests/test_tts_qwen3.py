@@ -316,3 +316,15 @@ def test_the_talkers_rope_offsets_are_kept_per_thread(tiny_model, tmp_path):
     thread.start()
     thread.join()
     assert seen == [None, "other"] and talker.rope_deltas == "main"
+
+
+def test_a_voice_recreated_under_the_same_name_is_not_served_from_the_audio_cache(server):
+    before = metrics(server)
+    for transcript in (REF_TEXT, "Some call me nature."):
+        assert create(server.port, "again", transcript=transcript).types == ["voice-created"]
+        assert speak(server.port, "Same words.", "again").types[-1] == "audio-stop"
+        deleted = run(exchange(server.port, [Event("voice-delete", {"name": "again"})], ("voice-deleted",)))
+        assert deleted.types == ["voice-deleted"]
+    after = metrics(server)
+    assert after["wyoming_tts_cache_misses_total"] - before["wyoming_tts_cache_misses_total"] == 2
+    assert after["wyoming_tts_voice_prompt_encodes_total"] - before["wyoming_tts_voice_prompt_encodes_total"] == 2

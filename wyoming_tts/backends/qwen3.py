@@ -122,6 +122,7 @@ class Qwen3Backend(TtsBackend):
             name=profile.name, languages=profile.languages,
             description=profile.description or f"{profile.name} (cloned voice, Qwen3-TTS)",
             attribution_name=ATTRIBUTION[0], attribution_url=ATTRIBUTION[1], sample_rate=SAMPLE_RATE,
+            version=profile.fingerprint[:12],  # a profile re-created from another clip is another voice
         )
 
     # -- prompts (called by the service's PromptCache) ----------------------
