@@ -192,7 +192,8 @@ class Synthesizer:
             if name in plan.dead:
                 continue
             opts = cand.options
-            key = (name, cand.voice.name, opts.speaker, opts.speed, opts.language, text)
+            # the version tells a voice profile re-created under the same name from the old one
+            key = (name, cand.voice.name, cand.voice.version, opts.speaker, opts.speed, opts.language, text)
             cached = self.cache.get(key)
             if cached is not None:
                 self.metrics.cache_hits.inc()

@@ -111,7 +111,7 @@ class AudioPipeline:
                 parts: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
 
                 def emit(backend: str, pcm: bytes, parts=parts) -> None:
-                    loop.call_soon_threadsafe(parts.put_nowait, (backend, pcm))
+                    _hand_over(loop, parts, (backend, pcm))
 
                 job = self._engine.executor.submit(number, self._engine.synthesize_piece, self._plan, piece, emit)
                 job.add_done_callback(partial(_end_parts, loop, parts))
@@ -144,4 +144,10 @@ class AudioPipeline:
 
 def _end_parts(loop: asyncio.AbstractEventLoop, parts: asyncio.Queue, _job: object) -> None:
     """The piece's job is done (from the worker thread): no more parts follow."""
-    loop.call_soon_threadsafe(parts.put_nowait, None)
+    _hand_over(loop, parts, None)
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, parts: asyncio.Queue, item: object) -> None:
+    """From a worker thread into the request's queue; after shutdown (loop closed) nobody listens."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(parts.put_nowait, item)

@@ -79,6 +79,7 @@ class Qwen3Backend(TtsBackend):
         if self._device == "cuda" and not torch.cuda.is_available():
             raise BackendError("--device cuda: torch sees no CUDA GPU")
         source = str(Path(self._source).expanduser()) if Path(self._source).expanduser().exists() else self._source
+        _check_kind(Path(source) / "config.json", self._source)
         try:
             model = qwen_tts.Qwen3TTSModel.from_pretrained(source, dtype=self._dtype(torch))
         except Exception as err:  # missing files, hub unreachable, wrong layout
@@ -121,6 +122,7 @@ class Qwen3Backend(TtsBackend):
             name=profile.name, languages=profile.languages,
             description=profile.description or f"{profile.name} (cloned voice, Qwen3-TTS)",
             attribution_name=ATTRIBUTION[0], attribution_url=ATTRIBUTION[1], sample_rate=SAMPLE_RATE,
+            version=profile.fingerprint[:12],  # a profile re-created from another clip is another voice
         )
 
     # -- prompts (called by the service's PromptCache) ----------------------
@@ -170,11 +172,22 @@ class Qwen3Backend(TtsBackend):
                     **model._merge_generate_kwargs(max_new_tokens=max_frames))
 
             frames = stream_frames(tap, generate, eos=inner.config.talker_config.codec_eos_token_id)
+            made = [0]
+
+            def counted() -> Iterator[Any]:
+                for frame in frames:
+                    made[0] += 1
+                    yield frame
+
+            finished = False
             try:
-                for audio in decode_stream(speech.decoder, frames, prompt.ref_code, speech.decode_upsample_rate):
+                for audio in decode_stream(speech.decoder, counted(), prompt.ref_code, speech.decode_upsample_rate):
                     yield float_to_pcm16(np.asarray(audio, dtype=np.float32))
+                finished = True
             finally:
-                frames.close()
+                frames.close()  # stops the generation thread when the consumer left early
+                if not finished:
+                    _LOGGER.info("qwen3: generation stopped after %d of %d frames", made[0], max_frames)
 
         return AudioOut(rate=SAMPLE_RATE, chunks=chunks())
 
@@ -183,6 +196,21 @@ class Qwen3Backend(TtsBackend):
             return "auto"
         name = LANGUAGES.get(requested.replace("_", "-").split("-")[0].lower(), "auto")
         return name if name in self._languages else "auto"
+
+
+def _check_kind(config: Path, source: str) -> None:
+    """Refuse a local model that cannot clone before loading it (a 25 Hz one would need sox and
+    torchaudio just to load)."""
+    if not config.is_file():
+        return  # a hub name: checked after the download
+    try:
+        raw = json.loads(config.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise BackendError(f"qwen3 model {source}: config.json is not JSON ({err})") from err
+    kind, tokenizer = raw.get("tts_model_type"), raw.get("tokenizer_type")
+    if kind != "base" or tokenizer != "qwen3_tts_tokenizer_12hz":
+        raise BackendError(f"qwen3 model {source} is a {kind} model with the {tokenizer}: "
+                           "voice cloning needs a Qwen3-TTS-12Hz ...-Base checkpoint")
 
 
 def _thread_local_rope_deltas(talker: Any) -> None:
