@@ -15,7 +15,7 @@ import pytest
 
 from helpers import JFK_FLAC, JFK_TEXT, espeak, word_error_rate
 from http_helpers import api_bridge  # noqa: F401 (fixture)
-from mqtt_helpers import stt_server, tts_server  # noqa: F401 (fixtures)
+from mqtt_helpers import mosquitto, stt_server, tts_server  # noqa: F401 (fixtures)
 
 PATIENCE = 120
 
@@ -116,3 +116,25 @@ def test_errors_have_openai_shape_and_project_codes(api_bridge):  # noqa: F811
     with pytest.raises(openai.BadRequestError) as fmt:
         api.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", response_format="ogg")  # type: ignore
     assert json.dumps(fmt.value.body) and fmt.value.body["param"] == "response_format"
+
+
+def test_api_runs_beside_the_mqtt_front(mosquitto, stt_server, tts_server):  # noqa: F811
+    """`--api` with MQTT on: both fronts on one core; the HTTP one answers with auth off."""
+    import httpx
+
+    from helpers import free_port
+    from mqtt_helpers import Bridge
+
+    port = free_port()
+    bridge = Bridge(mosquitto, "--stt", stt_server.uri, "--tts", tts_server.uri, "--api", f"127.0.0.1:{port}",
+                    "--api-auth", "off").start()
+    try:
+        assert bridge.healthy()  # MQTT connected
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
+        with open(JFK_FLAC, "rb") as f:
+            answer = httpx.post(f"http://127.0.0.1:{port}/v1/audio/transcriptions", files={"file": f},
+                                data={"model": "whisper-1", "response_format": "text"}, timeout=PATIENCE)
+        assert answer.status_code == 200 and word_error_rate(JFK_TEXT, answer.text) < 0.2
+    finally:
+        assert bridge.stop() == 0, bridge.log()
+    assert "--api-auth off" in bridge.log() and "Traceback" not in bridge.log()

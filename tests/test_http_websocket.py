@@ -235,3 +235,38 @@ def test_abuse_is_answered_with_errors_while_a_parallel_session_works(api_bridge
     assert seen["no_key"]["code"] == "unauthorized" and seen["bad_key"]["code"] == "unauthorized"
     assert seen["token_in_start"]["type"] == "started"
     assert normalize_words(final["text"])
+
+
+def test_float32_audio_both_ways(api_bridge):  # noqa: F811
+    """pcm32f: speak at 16 kHz float32, then that very audio listened to as float32."""
+    import numpy as np
+
+    sentence = "Turn the heating down a little tonight."
+
+    async def speak_float() -> bytes:
+        async with await open_ws(api_bridge, "/api/v1/speak") as ws:
+            await next_json(ws)
+            await ws.send(json.dumps({"type": "start", "sampleRate": 16000, "encoding": "pcm32f"}))
+            assert (await next_json(ws))["encoding"] == "pcm32f"
+            await ws.send(json.dumps({"type": "speak", "text": sentence}))
+            await ws.send(json.dumps({"type": "stop"}))
+            audio, _ = await collect_until(ws, "stopped")
+            return b"".join(audio)
+
+    async def listen_float(data: bytes) -> dict:
+        async with await open_ws(api_bridge, "/api/v1/listen") as ws:
+            await next_json(ws)
+            await ws.send(json.dumps({"type": "start", "encoding": "pcm32f", "language": "en"}))
+            await next_json(ws)
+            for offset in range(0, len(data), 5001):  # odd sizes: split floats are carried over
+                await ws.send(data[offset:offset + 5001])
+            await ws.send(json.dumps({"type": "stop"}))
+            _, messages = await collect_until(ws, "stopped")
+            return next(m for m in messages if m["type"] == "final")
+
+    floats = run(speak_float())
+    assert len(floats) % 4 == 0
+    samples = np.frombuffer(floats, dtype="<f4")
+    assert 0.05 < float(np.abs(samples).max()) <= 1.0  # float audio in range, not int16 bytes read as floats
+    final = run(listen_float(floats))
+    assert word_error_rate(sentence, final["text"]) <= 0.25, final
