@@ -30,7 +30,7 @@ def run_example(name: str, mosquitto, cwd: Path) -> str:
 
 
 def test_doc_has_the_examples():
-    assert set(examples()) == {"stt", "tts", "v5", "settings"}
+    assert set(examples()) == {"stt", "tts", "v5", "settings", "profile"}  # profile: test_broker_profiles.py
     assert 'MQTT="-h 127.0.0.1 -p 1883' in DOC.read_text()
 
 

@@ -119,6 +119,8 @@ def test_english_stays_fine_for_an_english_only_model():
     (["--model", "/no/such/voice.onnx"], "--model /no/such/voice.onnx"),
     (["--voices-dir", "/no/such/voices"], "--voices-dir"),
     (["--kokoro-model", "/no/such/kokoro.onnx"], "--kokoro-model"),
+    (["--backend", "qwen3"], "--qwen-model"),
+    (["--backend", "qwen3", "--qwen-model", "/no/such/qwen3"], "--qwen-model /no/such/qwen3"),
 ])
 def test_tts_paths_that_do_not_exist(args, needle):
     assert_one_line_error(start("wyoming_tts", *args), "wyoming_tts", needle)

@@ -69,6 +69,10 @@ async def error_then_closed(port: int, *events: Event) -> tuple[str, Reply]:
         ([SynthesizeChunk("orphan chunk").event()], "bad_request"),
         ([SynthesizeStop().event()], "bad_request"),
         ([SynthesizeStart().event(), SynthesizeStart().event()], "bad_request"),
+        # voice profiles need a cloning backend (qwen3); this server has only Piper
+        ([Event("voice-create", {"name": "x", "transcript": "Hi.", "language": "en_US", "rate": 16000,
+                                 "width": 2, "channels": 1})], "forbidden"),
+        ([Event("voice-delete", {"name": "x"})], "forbidden"),
     ],
 )
 def test_bad_requests(tts, events, code):

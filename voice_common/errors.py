@@ -26,6 +26,8 @@ class WyomingCode(StrEnum):
     UNSUPPORTED_LANGUAGE = "unsupported_language"
     UNKNOWN_VOICE = "unknown_voice"
     UNKNOWN_SPEAKER = "unknown_speaker"
+    VOICE_EXISTS = "voice_exists"
+    FORBIDDEN = "forbidden"
     SYNTHESIS_FAILED = "synthesis_failed"
     INTERNAL_ERROR = "internal_error"
     SHUTTING_DOWN = "shutting_down"
@@ -46,6 +48,8 @@ class MqttCode(StrEnum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
     EXPIRED = "expired"
+    VOICE_EXISTS = "voice_exists"
+    UNKNOWN_VOICE = "unknown_voice"
 
 
 class WireError(Exception):

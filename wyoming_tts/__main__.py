@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from wyoming.event import Event
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
 
 from voice_common import __version__
@@ -18,6 +19,11 @@ from .config import PiperConfig, TtsConfig
 from .engine import Synthesizer
 from .handler import TtsConnection, TtsService
 from .metrics import TtsMetrics
+from .voices import PromptCache, VoiceStore
+from .voices.events import ProfileSupport, mark_profiles
+
+#: Backends that speak voice profiles (cloned voices).
+CLONING_BACKENDS = {"qwen3"}
 
 #: Every option (flag, environment twin, TOML key), for --help, the README and the tests.
 OPTIONS = options_of(TtsConfig)
@@ -31,6 +37,11 @@ def check_config(config: TtsConfig) -> None:
     for name, value in files:
         if value and not Path(value).expanduser().is_file():
             raise ConfigError(f"--{name.replace('_', '-')} {value}: no such file")
+    if "qwen3" in config.chain() and not config.qwen_model:
+        raise ConfigError("--backend qwen3 needs --qwen-model (a Qwen3-TTS-12Hz Base folder or hub name)")
+    if config.qwen_model and (config.qwen_model.startswith(("/", ".", "~"))) \
+            and not (Path(config.qwen_model).expanduser() / "config.json").is_file():
+        raise ConfigError(f"--qwen-model {config.qwen_model}: no Qwen3-TTS model folder (no config.json)")
     for name, value in (("voices_dir", config.voices_dir), ("kokoro_torch_dir", config.kokoro_torch_dir)):
         if value and not Path(value).expanduser().is_dir():
             raise ConfigError(f"--{name.replace('_', '-')} {value}: no such directory")
@@ -59,7 +70,7 @@ def check_piper_voice(config: TtsConfig) -> None:
 def build_info(voices: list[VoiceSpec]) -> Info:
     return Info(tts=[TtsProgram(
         name="wyoming-voice-services-tts",
-        description="wyoming-voice-services text to speech (Piper, Kokoro)",
+        description="wyoming-voice-services text to speech (Piper, Kokoro, Qwen3-TTS cloned voices)",
         attribution=Attribution(name="wyoming-voice-services", url="https://github.com/wyoming-voice-services"),
         installed=True,
         version=__version__,
@@ -81,16 +92,30 @@ def build_info(voices: list[VoiceSpec]) -> Info:
 
 async def serve(config: TtsConfig) -> int:
     metrics = TtsMetrics()
-    backends = [create_backend(name, config, config.model if i == 0 else None) for i, name in enumerate(config.chain())]
+    store = prompts = None
+    if CLONING_BACKENDS & set(config.chain()):
+        store = VoiceStore(Path(config.voice_profiles_dir).expanduser(), config.max_voice_profiles)
+        prompts = PromptCache(config.prompt_cache_entries, int(config.prompt_cache_mb * 1024 * 1024), metrics.prompts)
+    voices = (store, prompts) if store is not None and prompts is not None else None
+    backends = [create_backend(name, config, config.model if i == 0 else None, voices)
+                for i, name in enumerate(config.chain())]
     engine = Synthesizer(backends, metrics, int(config.cache_mb * 1024 * 1024), config.workers, config.speaker)
     holder: dict[str, TtsService] = {}
 
+    def describe() -> Event:
+        """`info`, marked with the voice profiles when this service keeps them (see voices.events)."""
+        info = build_info(engine.voices()).event()
+        if store is None:
+            return info
+        return mark_profiles(info, ProfileSupport(tuple(p.name for p in store.profiles()), config.voice_edits))
+
     def load_models() -> None:
+        if store is not None:
+            store.scan()
         engine.load()
         holder["service"] = TtsService(
             engine=engine, metrics=metrics, slots=SessionSlots(config.max_sessions),
-            info=build_info(engine.voices()).event(), config=config,
-            refresh_info=lambda: build_info(engine.voices()).event(),
+            describe=describe, config=config, store=store, prompts=prompts,
         )
 
     try:
@@ -103,7 +128,8 @@ async def serve(config: TtsConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = load(TtsConfig, "wyoming-tts", "Wyoming text-to-speech server (Piper, Kokoro)", argv, check=check_config)
+    config = load(TtsConfig, "wyoming-tts", "Wyoming text-to-speech server (Piper, Kokoro, Qwen3-TTS)", argv,
+                  check=check_config)
     setup_logging(config.log_level)
     main_entry(lambda: serve(config))
 

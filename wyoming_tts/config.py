@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from voice_common.config import non_negative_float, positive_float, positive_int
+from voice_common.config import non_negative_float, non_negative_int, positive_float, positive_int
 from voice_common.settings import ServerConfig, Settings, setting
 from voice_common.voice import MAX_SPEED, MIN_SPEED, speed_option
 
-BackendName = Literal["piper", "kokoro"]
+BackendName = Literal["piper", "kokoro", "qwen3"]
 
 _CACHE = Path.home() / ".cache" / "wyoming-voice-services"
 #: The official Piper voices index (voices.json) and files, as wyoming-piper downloads them.
@@ -67,7 +67,31 @@ class KokoroConfig(BackendConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TtsConfig(KokoroConfig, PiperConfig, ServerConfig):
+class Qwen3Config(BackendConfig):
+    """What the Qwen3-TTS (voice cloning) backend reads."""
+
+    qwen_model: str | None = setting(
+        None, "Qwen3-TTS-12Hz Base model: a folder with the official layout, or a hub name (downloads once)")
+    qwen_dtype: Literal["auto", "float32", "bfloat16", "float16"] = setting(
+        "auto", "Qwen3 weights' precision (auto: bfloat16 on cuda, float32 on cpu)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoiceProfilesConfig(Settings):
+    """The service's voice profiles (cloned voices) and their prompt cache."""
+
+    voice_profiles_dir: str = setting(
+        str(Path.home() / ".local" / "share" / "wyoming-voice-services" / "voices"),
+        "Folder of voice profiles (<name>/reference.wav + voice.json), served by cloning backends")
+    voice_edits: bool = setting(True, "Accept voice-create / voice-delete events over Wyoming")
+    max_voice_profiles: int = setting(64, "Most voice profiles kept; more get 'too_large'", parse=positive_int)
+    prompt_cache_entries: int = setting(16, "Clone prompts kept in memory (0 = read from disk each time)",
+                                        parse=non_negative_int)
+    prompt_cache_mb: float = setting(64.0, "Memory for clone prompts in MiB", parse=non_negative_float)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TtsConfig(VoiceProfilesConfig, Qwen3Config, KokoroConfig, PiperConfig, ServerConfig):
     """`wyoming-tts`: the server, each backend's section, and how requests are spoken."""
 
     PREFIX = "TTS"

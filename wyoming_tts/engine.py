@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from voice_common.audio import PcmConverter, float_to_pcm16
@@ -44,6 +45,14 @@ class UnsupportedLanguage(LookupError):
     """No loaded voice speaks the requested language."""
 
 
+class SynthesisCancelled(RuntimeError):
+    """The request's client left; the backend was stopped mid-piece."""
+
+
+#: emit(backend name, 16-bit mono PCM at the stream's rate), called from a worker thread.
+Emit = Callable[[str, bytes], None]
+
+
 @dataclass(frozen=True)
 class Candidate:
     backend: TtsBackend
@@ -59,6 +68,8 @@ class Plan:
     rate: int | None = None
     dead: set[str] = field(default_factory=set)
     served_by: list[str] = field(default_factory=list)
+    #: Set when the client is gone: a streaming backend is stopped at its next part.
+    cancelled: bool = False
 
     @property
     def short_first_piece(self) -> bool:
@@ -134,7 +145,9 @@ class Synthesizer:
                 raise UnsupportedLanguage(f"no voice speaks {language!r}")
             first = (stand_ins[0].backend, stand_ins[0].voice)
         else:
-            first = (self.loaded[0], self.loaded[0].voices()[0])
+            first = next(((b, v[0]) for b in self.loaded if (v := b.voices())), None)
+            if first is None:
+                raise UnknownVoice("no voice is installed (create a voice profile first)")
         backend, spec = first
         if speaker is None and self.default_speaker and speaker_index(self.default_speaker, spec.speakers) is not None:
             speaker = self.default_speaker
@@ -170,25 +183,36 @@ class Synthesizer:
         return out
 
     # -- synthesis (worker thread) ------------------------------------------
-    def synthesize_piece(self, plan: Plan, text: str) -> tuple[str, bytes]:
-        """Blocking: one bounded piece -> (backend name, 16-bit mono PCM at plan.rate)."""
+    def synthesize_piece(self, plan: Plan, text: str, emit: Emit | None = None) -> tuple[str, bytes]:
+        """Blocking: one bounded piece -> (backend name, 16-bit mono PCM at plan.rate).
+
+        With `emit`, each part of the audio is also handed on as soon as the backend yields
+        it (`emit(backend, pcm)`), so a streaming backend's first words go out before the
+        piece is done. A backend that fails hands the piece to the next one (whatever it
+        had sent of it is then heard again, spoken by the stand-in). Once `plan.cancelled`
+        is set (the client left) the backend is stopped at its next part.
+        """
         for cand in plan.candidates:
             name = cand.backend.name
             if name in plan.dead:
                 continue
             opts = cand.options
-            key = (name, cand.voice.name, opts.speaker, opts.speed, opts.language, text)
+            # the version tells a voice profile re-created under the same name from the old one
+            key = (name, cand.voice.name, cand.voice.version, opts.speaker, opts.speed, opts.language, text)
             cached = self.cache.get(key)
             if cached is not None:
                 self.metrics.cache_hits.inc()
                 rate, pcm = cached
+                pcm = self._fit(plan, rate, pcm)
+                if emit is not None:
+                    emit(name, pcm)
             else:
                 self.metrics.cache_misses.inc()
                 start = time.perf_counter()
                 try:
-                    out = cand.backend.synthesize(text, cand.voice.name, opts)
-                    pcm = b"".join(out.chunks)
-                    rate = out.rate
+                    rate, pcm = self._run_backend(plan, cand, text, emit)
+                except SynthesisCancelled:
+                    raise
                 except Exception as err:  # noqa: BLE001 - any backend fault: try the next one
                     self.metrics.failures.labels(name).inc()
                     plan.dead.add(name)
@@ -200,21 +224,56 @@ class Synthesizer:
                 self.cache.put(key, rate, pcm)
                 self.metrics.cache_bytes.set(self.cache.size)
                 _LOGGER.debug("%s/%s: %d chars in %.2f s: %r", name, cand.voice.name, len(text), elapsed, text)
-            self.metrics.audio_seconds.labels(name).inc(len(pcm) / 2 / rate)
+                pcm = self._fit(plan, rate, pcm)
+            self.metrics.audio_seconds.labels(name).inc(len(pcm) / 2 / (plan.rate or rate))
             if name not in plan.served_by:
                 plan.served_by.append(name)
-            if plan.rate is None:
-                plan.rate = rate
-            elif rate != plan.rate:
-                pcm = resample(pcm, rate, plan.rate)
             return name, pcm
         raise SynthesisFailed(f"every backend failed ({', '.join(sorted(plan.dead))})")
+
+    @staticmethod
+    def _fit(plan: Plan, rate: int, pcm: bytes) -> bytes:
+        """The stream keeps the rate of its first audio: fix it, or resample to it."""
+        if plan.rate is None:
+            plan.rate = rate
+        return pcm if rate == plan.rate else resample(pcm, rate, plan.rate)
+
+    def _run_backend(self, plan: Plan, cand: Candidate, text: str, emit: Emit | None) -> tuple[int, bytes]:
+        """(native rate, all PCM of the piece at that rate), emitting parts at the stream's rate."""
+        out = cand.backend.synthesize(text, cand.voice.name, cand.options)
+        converter: PcmConverter | None = None
+        parts = []
+        chunks = iter(out.chunks)
+        try:
+            for part in chunks:
+                if plan.cancelled:
+                    raise SynthesisCancelled("client left")
+                parts.append(part)
+                if emit is None or not part:
+                    continue
+                if plan.rate is None:  # fixed by the first audio that really comes, not by a promise
+                    plan.rate = out.rate
+                if out.rate != plan.rate and converter is None:
+                    converter = PcmConverter(out.rate, 2, 1, target_rate=plan.rate)
+                emit(cand.backend.name, float_to_pcm16(converter.convert(part)) if converter else part)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # a generator backend stops its own work (qwen3: the generation thread)
+        if emit is not None and converter is not None:
+            tail = converter.flush()
+            if len(tail):
+                emit(cand.backend.name, float_to_pcm16(tail))
+        return out.rate, b"".join(parts)
 
 
 def _warm_up(backend: TtsBackend) -> None:
     """One short synthesis at load, so the first request is as fast as later ones."""
+    voices = backend.voices()
+    if not voices:  # a cloning backend before any voice profile exists: nothing to warm up with
+        return
     try:
-        voice = backend.voices()[0]
+        voice = voices[0]
         for _chunk in backend.synthesize(WARM_UP_TEXT, voice.name, SynthesisOptions()).chunks:
             pass
     except Exception as err:  # noqa: BLE001 - a voice that cannot speak fails its requests instead

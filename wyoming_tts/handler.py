@@ -34,6 +34,8 @@ from .engine import Plan, SynthesisFailed, Synthesizer, UnknownSpeaker, UnknownV
 from .metrics import TtsMetrics
 from .pipeline import AudioPipeline
 from .text import SentenceBuffer, split_sentences
+from .voice_edits import VoiceEditor
+from .voices import PromptCache, VoiceStore
 
 _LOGGER = logging.getLogger(__name__)
 _SSML_TAG = re.compile(r"<[^>]*>")
@@ -46,10 +48,22 @@ class TtsService:
     engine: Synthesizer
     metrics: TtsMetrics
     slots: SessionSlots
-    info: Event
+    #: The `info` event now (voice profiles come and go at run time).
+    describe: Callable[[], Event]
     config: TtsConfig
-    #: `info` anew, once a voice was installed on request.
-    refresh_info: Callable[[], Event] | None = None
+    #: The voice profiles and their prompt cache, when a cloning backend uses them.
+    store: VoiceStore | None = None
+    prompts: PromptCache | None = None
+    cached_info: list[Event] = field(default_factory=list)
+
+    def info(self) -> Event:
+        """`describe()` once, until a profile is created or deleted."""
+        if not self.cached_info:
+            self.cached_info.append(self.describe())
+        return self.cached_info[0]
+
+    def voices_changed(self) -> None:
+        self.cached_info.clear()
     #: Voice name -> its download in progress: one per voice, shared by every request for it.
     installs: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
 
@@ -67,8 +81,8 @@ class TtsService:
         """A download ended: forget it, and list the voice in `info` if it is now installed
         (even when every client that asked for it has left; their failure was theirs to see)."""
         self.installs.pop(name, None)
-        if not done.cancelled() and done.exception() is None and done.result() and self.refresh_info is not None:
-            self.info = self.refresh_info()
+        if not done.cancelled() and done.exception() is None and done.result():
+            self.voices_changed()
 
 
 @dataclass
@@ -87,10 +101,16 @@ class TtsConnection(Connection):
         self._stream: _Stream | None = None
         self._has_slot = False
         self._failed = False
+        self._voices = VoiceEditor(service.store, service.prompts, service.config.voice_edits,
+                                   service.voices_changed)
 
     async def handle_event(self, event: Event) -> bool:
-        if Describe.is_type(event.type):
-            await self.write(self._service.info)
+        if self._voices.uploading or event.type.startswith("voice-"):
+            reply = await self._voices.handle(event)
+            if reply is not None:
+                await self.write(reply)
+        elif Describe.is_type(event.type):
+            await self.write(self._service.info())
         elif Ping.is_type(event.type):
             await self.write(Pong(text=Ping.from_event(event).text).event())
         elif Synthesize.is_type(event.type):

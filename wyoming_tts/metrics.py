@@ -6,6 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from voice_common.metrics import LATENCY_BUCKETS, ServiceMetrics
 
+from .voices.prompt_cache import PromptMetrics
+
 
 class TtsMetrics(ServiceMetrics):
     """`requests`/`latency` (time to first audio) come from ServiceMetrics, labelled by backend."""
@@ -27,6 +29,7 @@ class TtsMetrics(ServiceMetrics):
         self.cache_hits = Counter("cache_hits", "Pieces served from the audio cache", namespace=namespace, registry=reg)
         self.cache_misses = Counter("cache_misses", "Pieces not in the audio cache", namespace=namespace, registry=reg)
         self.cache_bytes = Gauge("cache_bytes", "Bytes of audio in the cache", namespace=namespace, registry=reg)
+        self.prompts = PromptMetrics(namespace, reg)
         self.cancelled = Counter(
             "cancelled", "Requests abandoned because the client went away", namespace=namespace, registry=reg
         )

@@ -1,8 +1,10 @@
 """Text pieces in, Wyoming audio events out: synthesize piece n+1 while piece n is sent.
 
 Synthesis runs on the engine's fair worker pool (piece number = priority);
-two small queues bound what is held at once (a few pieces of text, one piece
-of audio ahead), so memory stays flat however long the text. The first piece
+small queues bound what is held at once (a few pieces of text, the audio of the
+piece being synthesized), so memory stays flat however long the text. Audio is
+sent as the backend yields it (a streaming backend's first frames go out while
+it still works on the piece). The first piece
 is cut after a few words (`split_head`, where the backend gains from it). One
 `audio-start` opens the audio with the format of the first piece; the engine
 keeps later pieces in that format.
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.event import Event
@@ -90,21 +93,33 @@ class AudioPipeline:
                     raise item
                 await self._send(*item)
         finally:
+            self._plan.cancelled = True  # done, failed or abandoned: a running backend stops
             producer.cancel()
             with contextlib.suppress(BaseException):
                 await producer
 
     async def _produce(self) -> None:
         number = 0
+        loop = asyncio.get_running_loop()
         try:
             while (item := await self._text.get()) is not None:
                 if not self._alive():
                     raise ClientGone("client left; synthesis stopped")
                 piece, new_sentence = item
-                job = self._engine.executor.submit(number, self._engine.synthesize_piece, self._plan, piece)
+                # The worker hands audio on as the backend yields it; the piece's parts are
+                # bounded by the piece (at most 140 characters), so this queue needs no bound.
+                parts: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+
+                def emit(backend: str, pcm: bytes, parts=parts) -> None:
+                    _hand_over(loop, parts, (backend, pcm))
+
+                job = self._engine.executor.submit(number, self._engine.synthesize_piece, self._plan, piece, emit)
+                job.add_done_callback(partial(_end_parts, loop, parts))
                 number += 1
-                backend, pcm = await asyncio.wrap_future(job)
-                await self._audio.put((backend, pcm, new_sentence))
+                while (part := await parts.get()) is not None:
+                    await self._audio.put((part[0], part[1], new_sentence))
+                    new_sentence = False
+                await asyncio.wrap_future(job)  # raises what synthesis raised
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - handed to the sender, which raises it
@@ -125,3 +140,14 @@ class AudioPipeline:
         for start in range(0, len(pcm), self._chunk_bytes):
             chunk = pcm[start:start + self._chunk_bytes]
             await self._write(AudioChunk(rate=rate, width=2, channels=1, audio=chunk).event())
+
+
+def _end_parts(loop: asyncio.AbstractEventLoop, parts: asyncio.Queue, _job: object) -> None:
+    """The piece's job is done (from the worker thread): no more parts follow."""
+    _hand_over(loop, parts, None)
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, parts: asyncio.Queue, item: object) -> None:
+    """From a worker thread into the request's queue; after shutdown (loop closed) nobody listens."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(parts.put_nowait, item)

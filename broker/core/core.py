@@ -1,6 +1,6 @@
 """The core every front drives: admits sessions, runs each as its own task, ends them.
 
-Per site there is at most one STT and one TTS session, in total at most
+Per site there is at most one STT, one TTS and one voice-profile session, in total at most
 `--max-sessions`; more is refused with `busy`. A session without a site (an API
 request) takes only a global slot: no per-site exclusivity and no site settings.
 Each session reports to its front through a `Sink` of typed results; the core knows
@@ -21,7 +21,7 @@ from voice_common.server import SessionSlots
 from ..config import BridgeConfig
 from .errors import SessionError
 from .metrics import BrokerMetrics
-from .payloads import SiteSettings, SttRequest, Voice, check_text
+from .payloads import SiteSettings, SttRequest, Voice, VoiceProfileRequest, check_text
 from .recent_errors import RecentErrors
 from .results import Failure, Sink, SinkFailed
 from .services import ServicePool
@@ -29,6 +29,7 @@ from .session import Deps, Session
 from .settings import SettingsStore
 from .stt import SttSession
 from .tts import TtsSession
+from .voices import VoiceCreateSession, VoiceDeleteSession, VoiceSession
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Core:
         self.slots = SessionSlots(config.max_sessions)
         self._stt: dict[str, SttSession] = {}
         self._tts: dict[str, TtsSession] = {}
+        self._voice: dict[str, VoiceSession] = {}
         self._sessions: set[Session] = set()
         self._reports: set[asyncio.Task] = set()
         #: Awaited with the site when a site's session starts and after it ended (a front
@@ -73,7 +75,7 @@ class Core:
         return self.store.get(site).mode or self.config.default_mode
 
     def busy(self, site: str) -> bool:
-        """True while the site has an STT or TTS session."""
+        """True while the site has an STT or TTS session (a voice-profile edit is not speech)."""
         return site in self._stt or site in self._tts
 
     async def set_site(self, site: str, update: dict) -> SiteSettings:
@@ -103,6 +105,9 @@ class Core:
 
     def tts_at(self, site: str) -> TtsSession | None:
         return self._tts.get(site)
+
+    def voice_at(self, site: str) -> VoiceSession | None:
+        return self._voice.get(site)
 
     def sessions(self) -> list[Session]:
         """Every session in progress, with or without a site."""
@@ -138,6 +143,31 @@ class Core:
         self._start(session, self._tts)
         return session
 
+    def open_voice_create(self, request: VoiceProfileRequest, sink: Sink, *, site: str | None = None,
+                          ident: str = "") -> VoiceCreateSession:
+        """Start creating a voice profile (its clip follows through `feed`, then `stop`).
+        Raises SessionError when refused, before any audio is taken (no service keeps profiles)."""
+        session = VoiceCreateSession(site, ident, sink, self.deps, request)
+        self._open_voice(session)
+        return session
+
+    def open_voice_delete(self, name: str, sink: Sink, *, site: str | None = None,
+                          ident: str = "") -> VoiceDeleteSession:
+        """Delete the voice profile `name` (checked by the front with `payloads.voice_name`) on
+        every TTS service that keeps profiles. Raises SessionError when refused."""
+        session = VoiceDeleteSession(site, ident, sink, self.deps, name)
+        self._open_voice(session)
+        return session
+
+    def _open_voice(self, session: VoiceSession) -> None:
+        try:
+            session.targets()
+        except SessionError as err:
+            self.count_error(err, backend="voice", site=session.site)
+            raise
+        self._admit(session.site, self._voice, "voice")
+        self._start(session, self._voice)
+
     def _admit(self, site: str | None, registry: dict, what: str) -> None:
         try:
             if site is not None:
@@ -157,6 +187,7 @@ class Core:
             registry[session.site] = session
         self._sessions.add(session)
         session.holds_slot = True
+        session.registry = registry
         session.release = lambda: self._release(session)
         self.metrics.active_sessions.inc()
         session.task = asyncio.ensure_future(self._drive(session))
@@ -204,7 +235,7 @@ class Core:
         if not session.holds_slot:
             return
         session.holds_slot = False
-        registry: dict = self._stt if isinstance(session, SttSession) else self._tts
+        registry = session.registry
         if session.site is not None and registry.get(session.site) is session:
             del registry[session.site]
         self.slots.release()

@@ -1,8 +1,9 @@
 """Every request is validated here, once, whatever front it came through.
 
 JSON control messages and `say` bodies, the STT request (`SttRequest`) and its `Stop`,
-the TTS voice options (`Voice`, `parse_speed`), TTS text, and per-site settings
-(`SiteSettings`). Each check raises `SessionError` with the code the requester gets.
+the TTS voice options (`Voice`, `parse_speed`), TTS text, per-site settings
+(`SiteSettings`), and voice profiles (`VoiceProfileRequest`, `voice_name`). Each check
+raises `SessionError` with the code the requester gets.
 """
 
 from __future__ import annotations
@@ -226,3 +227,103 @@ class SiteSettings:
 
     def voice_defaults(self) -> Voice:
         return Voice(self.voice, self.speaker, self.language, self.speed)
+
+
+#: A voice profile's name: letters, digits, '_', '-', '.', not starting with '.' or '-', no
+#: '..': a folder name on the TTS service that cannot spell a path (the service checks again).
+VOICE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+#: Reference clips of a voice profile: seconds, and the text beside them (the service's bounds).
+MIN_CLIP_SECONDS = 3.0
+MAX_CLIP_SECONDS = 30.0
+MAX_TRANSCRIPT_CHARS = 1000
+MAX_DESCRIPTION_CHARS = 300
+MAX_VOICE_LANGUAGES = 8
+
+
+def voice_name(value: Any) -> str:
+    """A voice profile's name, or SessionError(invalid_request): no path can be spelled with it."""
+    if not isinstance(value, str) or not value:
+        raise SessionError("a voice profile needs a 'name'", MqttCode.INVALID_REQUEST)
+    if not VOICE_NAME_RE.match(value) or ".." in value:
+        raise SessionError(f"voice name {value[:80]!r} is not allowed (1-64 letters, digits, '_', '-', '.'; "
+                           "not starting with '.' or '-')", MqttCode.INVALID_REQUEST)
+    return value
+
+
+def _languages(data: dict[str, Any]) -> tuple[str, ...]:
+    value = data.get("languages", data.get("language"))
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise SessionError("a voice profile needs its 'language' (e.g. en_US, or a list)", MqttCode.INVALID_REQUEST)
+    if len(values) > MAX_VOICE_LANGUAGES:
+        raise SessionError(f"at most {MAX_VOICE_LANGUAGES} languages", MqttCode.INVALID_REQUEST)
+    for tag in values:
+        if not isinstance(tag, str) or not LANGUAGE_TAG.match(tag):
+            raise SessionError(f"language {str(tag)[:20]!r} is not a language tag (e.g. en_US)",
+                               MqttCode.INVALID_REQUEST)
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class VoiceProfileRequest:
+    """A new voice profile: its text fields and the PCM format its reference clip arrives in."""
+
+    name: str
+    transcript: str
+    languages: tuple[str, ...]
+    description: str | None = None
+    rate: int = 24000
+    width: int = 2
+    channels: int = 1
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> VoiceProfileRequest:
+        name = voice_name(data.get("name"))
+        transcript = data.get("transcript")
+        if not isinstance(transcript, str) or not transcript.strip():
+            raise SessionError("a voice profile needs the 'transcript' of its reference clip",
+                               MqttCode.INVALID_REQUEST)
+        if len(transcript) > MAX_TRANSCRIPT_CHARS:
+            raise SessionError(f"transcript longer than {MAX_TRANSCRIPT_CHARS} characters", MqttCode.TOO_LARGE)
+        description = data.get("description")
+        if description is not None and (not isinstance(description, str)
+                                        or len(description) > MAX_DESCRIPTION_CHARS):
+            raise SessionError(f"'description' must be text of at most {MAX_DESCRIPTION_CHARS} characters",
+                               MqttCode.INVALID_REQUEST)
+        fmt = SttRequest.parse({  # the formats STT accepts, checked the same way
+            key: data.get(key, default) for key, default in (("rate", cls.rate), ("width", cls.width),
+                                                             ("channels", cls.channels))})
+        return cls(name, transcript.strip(), _languages(data), description or None,
+                   fmt.rate, fmt.width, fmt.channels)
+
+    @property
+    def frame(self) -> int:
+        return self.width * self.channels
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.rate * self.frame
+
+    @property
+    def max_bytes(self) -> int:
+        """The longest clip accepted, in bytes of its format (whole frames)."""
+        return int(MAX_CLIP_SECONDS * self.rate) * self.frame
+
+    def check_clip(self, nbytes: int) -> None:
+        """A whole clip: whole frames, MIN_CLIP_SECONDS to MAX_CLIP_SECONDS long."""
+        if nbytes % self.frame:
+            raise SessionError(f"{nbytes} bytes of audio are not a whole number of frames "
+                               f"(width x channels = {self.frame} bytes)", MqttCode.INVALID_FORMAT)
+        seconds = nbytes / self.bytes_per_second
+        if seconds < MIN_CLIP_SECONDS:
+            raise SessionError(f"reference clip of {seconds:.1f} s is too short (at least {MIN_CLIP_SECONDS:g} s)",
+                               MqttCode.INVALID_REQUEST)
+        if nbytes > self.max_bytes:
+            raise SessionError(f"reference clip longer than {MAX_CLIP_SECONDS:g} s", MqttCode.TOO_LARGE)
+
+
+def profile_limits() -> dict[str, Any]:
+    """The bounds of a new voice profile, as `voice/info` publishes them."""
+    return {"min_seconds": MIN_CLIP_SECONDS, "max_seconds": MAX_CLIP_SECONDS, "rates": list(RATES),
+            "widths": list(WIDTHS), "channels": list(CHANNELS), "max_transcript_chars": MAX_TRANSCRIPT_CHARS,
+            "max_description_chars": MAX_DESCRIPTION_CHARS, "name": VOICE_NAME_RE.pattern}

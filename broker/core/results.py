@@ -3,7 +3,8 @@
 Results are small frozen dataclasses (like the `wyoming` package's events), so the MQTT
 payloads, the HTTP JSON and the WebSocket messages are renderings of one thing. An STT
 session sends `Partial`s (only when asked for) and ends with `Final` or `Failure`; a TTS
-session sends `AudioFormat`, then `Audio` pieces, and ends with `Done` or `Failure`.
+session sends `AudioFormat`, then `Audio` pieces, and ends with `Done` or `Failure`. A
+voice-profile operation ends with `ProfileSaved`, `ProfileDeleted` or `Failure`.
 """
 
 from __future__ import annotations
@@ -77,7 +78,36 @@ class Failure:
         return SessionError(self.text, self.code)
 
 
-Result = Partial | Final | AudioFormat | Audio | Done | Failure
+@dataclass(frozen=True)
+class Refusal:
+    """One TTS service that did not take a voice-profile operation, and why."""
+
+    service: str
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ProfileSaved:
+    """A voice profile was created on `services` (their names); `failed`: the ones that refused."""
+
+    name: str
+    languages: tuple[str, ...]
+    services: tuple[str, ...]
+    failed: tuple[Refusal, ...] = ()
+    audio_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ProfileDeleted:
+    """A voice profile was deleted on `services`; `failed`: the ones that could not."""
+
+    name: str
+    services: tuple[str, ...]
+    failed: tuple[Refusal, ...] = ()
+
+
+Result = Partial | Final | AudioFormat | Audio | Done | Failure | ProfileSaved | ProfileDeleted
 
 
 class Sink(Protocol):

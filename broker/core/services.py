@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from wyoming.info import Info
 
 from .metrics import BrokerMetrics
-from .wyoming_client import ServiceFailure, describe
+from .voice_events import ProfileSupport, profile_support
+from .wyoming_client import ServiceFailure, describe_event, parse_info
 
 _LOGGER = logging.getLogger(__name__)
 #: Seconds between checks of a service that is down.
@@ -37,6 +38,8 @@ class Service:
     healthy: bool = False
     active: int = 0
     last_used: int = 0
+    #: The voice profiles it keeps (None: it keeps none, voice-create goes elsewhere).
+    profiles: ProfileSupport | None = None
     streaming: dict[str, bool] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)  # models / voices per kind
     #: Per kind, what each model / voice is: name, languages, backend (the program serving it).
@@ -59,6 +62,11 @@ class Service:
                     for p in info.tts for v in p.voices if v.installed],
         }
 
+    def state(self) -> tuple:
+        """What `voice/info` shows of the service: a change is published (a voice profile
+        created or deleted changes the voices)."""
+        return (self.healthy, frozenset(self.kinds), repr(self.names), self.profiles)
+
     def summary(self) -> dict:
         return {
             "uri": self.uri, "name": self.name, "source": self.source, "kinds": sorted(self.kinds),
@@ -66,6 +74,8 @@ class Service:
             "streaming": sorted(k for k, v in self.streaming.items() if v and k in self.kinds),
             "models": self.names.get("asr", []) if "asr" in self.kinds else [],
             "voices": self.names.get("tts", []) if "tts" in self.kinds else [],
+            "profiles": None if self.profiles is None else {
+                "voices": list(self.profiles.voices), "editable": self.profiles.editable},
         }
 
 
@@ -98,22 +108,24 @@ class ServicePool:
             self._changed()
 
     async def check(self, service: Service) -> None:
-        was = (service.healthy, frozenset(service.kinds))
+        was = service.state()
         try:
-            info = await describe(service.uri, self._connect_timeout)
+            event = await describe_event(service.uri, self._connect_timeout)
+            info = parse_info(service.uri, event)
         except ServiceFailure as err:
             if service.healthy:
                 _LOGGER.warning("service %s is down: %s", service.name, err)
             service.healthy = False
         else:
             service.update(info)
+            service.profiles = profile_support(event) if "tts" in service.kinds else None
             service.healthy = bool(service.kinds)
             if service.expect and service.expect not in service.kinds:
                 _LOGGER.warning("%s was given as %s service but offers %s", service.uri,
                                 service.expect, sorted(service.kinds) or "nothing")
             if not was[0] and service.healthy:
                 _LOGGER.info("service %s is up (%s)", service.name, ", ".join(sorted(service.kinds)))
-        if was != (service.healthy, frozenset(service.kinds)):
+        if was != service.state():
             self._changed()
 
     def recheck(self, service: Service) -> None:

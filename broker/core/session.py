@@ -72,6 +72,8 @@ class Session:
         self.release: Callable[[], None] = lambda: None
         #: Holds a slot (and its site) until released; set by `Core`.
         self.holds_slot = False
+        #: The sessions by site of its kind, which `Core` frees it from.
+        self.registry: dict[str, Session] = {}
 
     async def emit(self, result: Result) -> None:
         """Send one result to the sink; a sink that raises ends the session (SinkFailed)."""
@@ -103,11 +105,15 @@ class Session:
             raise item
         return item
 
+    def candidates(self) -> list[Service]:
+        """The services to try, in order (the pool's: least busy healthy ones first)."""
+        return self.deps.pool.candidates(self.kind)
+
     async def failover(self, attempt: Callable[[Service], Awaitable[T]], can_retry: Callable[[], bool]) -> T:
         """Run `attempt` on the least busy service; on failure move on to the next one."""
         pool = self.deps.pool
         tried = busy = 0
-        for service in pool.candidates(self.kind):
+        for service in self.candidates():
             if tried and not can_retry():
                 break
             tried += 1

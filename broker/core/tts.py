@@ -2,7 +2,8 @@
 
 Streamed text goes to the service as synthesize-start/chunk/stop when it supports
 streaming (audio starts before the text ends), else as one `synthesize` at the
-end. Until the first audio is sent a failed service is replaced by the next.
+end. Until the first audio is sent a failed service is replaced by the next. A request
+for a voice goes first to the services that list it (a cloned voice lives only on some).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class TtsSession(Session):
         self._format: tuple[int, int, int] | None = None
         self._chunks = self._bytes = 0
         self._first_audio: float | None = None
+
+    def candidates(self) -> list[Service]:
+        """The pool's order, with the services that list the requested voice first: a voice
+        profile (cloned voice) lives only on the services that keep profiles."""
+        services = super().candidates()
+        name = self.voice.name
+        return sorted(services, key=lambda s: name is not None and name not in s.names.get("tts", []))
 
     # Called by a front: validate and queue, never block.
     def add_text(self, text: str) -> None:

@@ -75,15 +75,24 @@ class ServiceClient(AsyncTcpClient):
 
 async def describe(uri: str, timeout: float) -> Info:
     """Ask a service what it offers; raises ServiceFailure."""
+    return parse_info(uri, await describe_event(uri, timeout))
+
+
+async def describe_event(uri: str, timeout: float) -> Event:
+    """The service's `info` event as sent, with the keys `Info` leaves out (voice profiles)."""
     async with ServiceClient(uri, connect_timeout=timeout, read_timeout=timeout) as client:
         await client.write_event(Describe().event())
         while True:
             event = await client.read_event()
             if Info.is_type(event.type):
-                try:
-                    return Info.from_event(event)
-                except (KeyError, TypeError, ValueError) as err:
-                    raise ServiceFailure(f"{uri} sent an unreadable info event: {err}") from err
+                return event
+
+
+def parse_info(uri: str, event: Event) -> Info:
+    try:
+        return Info.from_event(event)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ServiceFailure(f"{uri} sent an unreadable info event: {err}") from err
 
 
 class BackendBusy(ServiceFailure):

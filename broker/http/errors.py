@@ -41,6 +41,8 @@ STATUS: dict[str, int] = {
     HttpOnlyCode.UNAUTHORIZED: 401,
     MqttCode.DISABLED: 403,
     HttpOnlyCode.NOT_FOUND: 404,
+    MqttCode.UNKNOWN_VOICE: 404,
+    MqttCode.VOICE_EXISTS: 409,
     MqttCode.EXPIRED: 410,
     MqttCode.TOO_LARGE: 413,
     HttpOnlyCode.RATE_LIMITED: 429,

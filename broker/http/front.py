@@ -46,6 +46,11 @@ class FrontState:
         """Every TTS voice the healthy services offer, once by name."""
         return _unique(s.details.get("tts", []) for s in self.core.pool.services if s.healthy and "tts" in s.kinds)
 
+    def profile_voices(self) -> set[str]:
+        """The voices that are voice profiles (cloned voices) on some healthy service."""
+        return {name for s in self.core.pool.services if s.healthy and s.profiles is not None
+                for name in s.profiles.voices}
+
     def stt_models(self) -> list[dict]:
         return _unique(s.details.get("asr", []) for s in self.core.pool.services if s.healthy and "asr" in s.kinds)
 
@@ -76,6 +81,7 @@ async def start_http_front(config: BridgeConfig, core: Core, registry: Collector
     """The HTTP API listening on --api; stop the server and close the store at the end."""
     from .console import console_router
     from .openai_routes import router as openai_router
+    from .voice_routes import router as voice_router
     from .websocket import router as websocket_router
 
     store = KeyStore(config.db)
@@ -86,6 +92,7 @@ async def start_http_front(config: BridgeConfig, core: Core, registry: Collector
         return models + [ModelInfo(v["name"], owned_by=v["backend"]) for v in state.voices()]
 
     server = await start_api(config, registry=registry, is_ready=is_ready, list_models=list_models,
-                             check_key=key_check(store), routers=(openai_router, websocket_router, console_router()),
+                             check_key=key_check(store),
+                             routers=(openai_router, voice_router, websocket_router, console_router()),
                              state={"front": state, "core": core})
     return server, store

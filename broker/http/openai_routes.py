@@ -243,11 +243,13 @@ async def openai_voices(request: Request, key: ApiKey) -> dict[str, Any]:
 
 @router.get("/api/v1/voices")
 async def voices(request: Request, key: ApiKey) -> dict[str, Any]:
-    """The voices the TTS services offer: name, languages, backend, kind (builtin)."""
+    """The voices the TTS services offer: name, languages, backend, kind (builtin or profile)."""
     admit(_front(request), key)
     return {"voices": _voice_list(_front(request))}
 
 
 def _voice_list(front: FrontState) -> list[dict[str, Any]]:
-    return [{"name": v["name"], "languages": v["languages"], "backend": v["backend"], "kind": "builtin"}
-            for v in front.voices()]
+    """kind: `profile` for a voice profile (cloned voice, see voice_routes), else `builtin`."""
+    profiles = front.profile_voices()
+    return [{"name": v["name"], "languages": v["languages"], "backend": v["backend"],
+             "kind": "profile" if v["name"] in profiles else "builtin"} for v in front.voices()]

@@ -27,13 +27,14 @@ from voice_common.errors import MqttCode
 from ..config import MODES, BridgeConfig
 from ..core.core import Core
 from ..core.errors import SessionError
-from ..core.payloads import CHANNELS, RATES, WIDTHS, Stop, SttRequest, Voice, parse_json, parse_say
+from ..core.payloads import CHANNELS, RATES, WIDTHS, Stop, SttRequest, Voice, parse_json, parse_say, profile_limits
 from ..core.results import Final
 from ..core.stt import SttSession
 from ..core.tts import TtsSession
 from .chat import Conversations
 from .hass import discovery_messages
 from .link import Inbound, MqttLink
+from .profiles import ProfileTopics
 from .replies import JSON, Replies, ReplyTo, reply_to
 from .sink import LINK_LOST, MqttSink
 from .topics import ID_RE, Route, Topics
@@ -64,7 +65,7 @@ class Bridge:
             "tts.text_start": self._tts_text_start, "tts.text": self._tts_text,
             "tts.text_end": self._tts_text_end, "tts.cancel": self._tts_cancel,
             "settings.set": self._settings_set, "chat.response": self._chat, "chat.text": self._chat,
-            "chat.end": self._chat,
+            "chat.end": self._chat, **ProfileTopics(self).handlers(),
         }
 
     # -- LinkHandler --------------------------------------------------------
@@ -111,6 +112,7 @@ class Bridge:
             "stt": {"rates": list(RATES), "widths": list(WIDTHS), "channels": list(CHANNELS),
                     "max_audio_seconds": config.max_audio_seconds, "max_chunk_bytes": config.max_chunk_bytes},
             "tts": {"max_text_chars": config.max_text_chars, "audio_chunk_bytes": config.audio_chunk_bytes},
+            "profiles": profile_limits(),
             "limits": {"max_sessions": config.max_sessions, "idle_timeout": config.idle_timeout,
                        "max_control_bytes": config.max_control_bytes},
             "modes": list(MODES), "default_mode": config.default_mode,

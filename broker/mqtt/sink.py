@@ -3,9 +3,9 @@
 One sink per request, bound to its `ReplyTo`. Results go out as before the core split:
 `partial`/`final`/`error` JSON for STT (a final also goes to the site's transcript event
 and, in conversation mode, to the chat backend), `audio-start`, raw PCM `audio` pieces
-(numbered by `seq`) and `done` for TTS. While the link is down a result cannot go out:
-an error result is kept for after the reconnect; any other ends the session, and its
-`interrupted` error is kept instead.
+(numbered by `seq`) and `done` for TTS, `created` / `deleted` for voice profiles. While
+the link is down a result cannot go out: an error result is kept for after the reconnect;
+any other ends the session, and its `interrupted` error is kept instead.
 """
 
 from __future__ import annotations
@@ -17,7 +17,18 @@ import aiomqtt
 from voice_common.errors import MqttCode
 
 from ..core.errors import SessionError
-from ..core.results import Audio, AudioFormat, Done, Failure, Final, Partial, Result
+from ..core.results import (
+    Audio,
+    AudioFormat,
+    Done,
+    Failure,
+    Final,
+    Partial,
+    ProfileDeleted,
+    ProfileSaved,
+    Refusal,
+    Result,
+)
 from .replies import ReplyTo, pcm_type
 
 if TYPE_CHECKING:
@@ -75,3 +86,14 @@ class MqttSink:
             await replies.send(self.reply, "done", {
                 "chunks": result.chunks, "bytes": result.bytes,
                 "audio_ms": result.audio_ms, "latency_ms": result.latency_ms})
+        elif isinstance(result, ProfileSaved):
+            await replies.send(self.reply, "voice-created", {
+                "name": result.name, "languages": list(result.languages), "services": list(result.services),
+                "failed": _refusals(result.failed), "audio_ms": result.audio_ms})
+        elif isinstance(result, ProfileDeleted):
+            await replies.send(self.reply, "voice-deleted", {
+                "name": result.name, "services": list(result.services), "failed": _refusals(result.failed)})
+
+
+def _refusals(refusals: tuple[Refusal, ...]) -> list[dict[str, str]]:
+    return [{"service": r.service, "code": r.code, "message": r.text} for r in refusals]

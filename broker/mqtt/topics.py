@@ -12,7 +12,7 @@ from ..core.payloads import ID_RE
 
 #: Request kinds that open a session; with --group these subscriptions are shared,
 #: everything that belongs to an open session is seen by every bridge of the group.
-OPENING = ("stt.start", "tts.say", "tts.site_say", "tts.text_start")
+OPENING = ("stt.start", "tts.say", "tts.site_say", "tts.text_start", "profile.start", "profile.delete")
 
 # (kind, pattern below the prefix); `{site}`/`{id}` are single levels.
 _REQUESTS = (
@@ -26,6 +26,11 @@ _REQUESTS = (
     ("tts.text", "tts/{site}/{id}/text"),
     ("tts.text_end", "tts/{site}/{id}/text/end"),
     ("tts.cancel", "tts/{site}/{id}/cancel"),
+    ("profile.start", "profile/{site}/{id}/start"),
+    ("profile.audio", "profile/{site}/{id}/audio"),
+    ("profile.stop", "profile/{site}/{id}/stop"),
+    ("profile.cancel", "profile/{site}/{id}/cancel"),
+    ("profile.delete", "profile/{site}/{id}/delete"),
     ("settings.set", "site/{site}/settings/set"),
     ("chat.response", "chat/{site}/response"),
     ("chat.text", "chat/{site}/response/text"),
@@ -40,6 +45,8 @@ RESULT_SUFFIX = {
     "audio-start": "result/start",
     "audio": "result/audio",
     "done": "result/done",
+    "voice-created": "result/created",
+    "voice-deleted": "result/deleted",
 }
 
 
@@ -103,6 +110,9 @@ class Topics:
 
     def tts_base(self, site: str, rid: str) -> str:
         return f"{self.prefix}/tts/{site}/{rid}"
+
+    def profile_base(self, site: str, rid: str) -> str:
+        return f"{self.prefix}/profile/{site}/{rid}"
 
     def tts_site_say(self, site: str) -> str:
         return f"{self.prefix}/tts/{site}/say"
