@@ -328,7 +328,9 @@ class SpeakSink:
     def _out(self, samples: np.ndarray) -> bytes:
         if self.conn.encoding == "pcm16":
             return float_to_pcm16(samples)
-        return samples.astype("<f4").tobytes()
+        # Resampling full-scale speech overshoots a little (Gibbs): clip as pcm16 does, so
+        # float clients get the [-1, 1] range they assume.
+        return np.clip(samples, -1.0, 1.0).astype("<f4").tobytes()
 
     async def send(self, result: Result) -> None:
         if self.cancelled:
