@@ -288,11 +288,9 @@ def test_a_restart_reads_the_saved_prompt_and_a_changed_transcript_recomputes_it
         stop_tts(third)
 
 
-def test_the_talkers_rope_offsets_are_kept_per_thread(tiny_model, tmp_path):
-    """qwen-tts stores the running generation's rope offsets on the talker; concurrent
-    requests (worker threads) must each see their own."""
-    import threading
-
+@pytest.fixture(scope="module")
+def backend(tiny_model, tmp_path_factory):
+    """The qwen3 backend loaded in this process, with its own profiles and prompt cache."""
     from prometheus_client import CollectorRegistry
 
     from wyoming_tts.backends.qwen3 import Qwen3Backend
@@ -300,9 +298,50 @@ def test_the_talkers_rope_offsets_are_kept_per_thread(tiny_model, tmp_path):
     from wyoming_tts.voices import PromptCache, VoiceStore
     from wyoming_tts.voices.prompt_cache import PromptMetrics
 
-    backend = Qwen3Backend(Qwen3Config(qwen_model=str(tiny_model)), VoiceStore(tmp_path),
-                           PromptCache(1, 1 << 20, PromptMetrics("t", CollectorRegistry())))
-    backend.load()
+    store = VoiceStore(tmp_path_factory.mktemp("in-process-voices"))
+    loaded = Qwen3Backend(Qwen3Config(qwen_model=str(tiny_model)), store,
+                          PromptCache(8, 1 << 20, PromptMetrics("t", CollectorRegistry())))
+    loaded.load()
+    return loaded
+
+
+def test_the_prompt_cache_is_bounded_in_entries_and_bytes(backend):
+    from prometheus_client import CollectorRegistry
+
+    from wyoming_tts.voices import PromptCache
+    from wyoming_tts.voices.prompt_cache import PromptMetrics
+
+    samples, _rate = reference()
+    profiles = [backend._store.create(f"bound-{i}", REF_TEXT, "en_US", None, samples.tobytes(), 24000, 2, 1)
+                for i in range(3)]
+    size = backend.prompt_nbytes(backend.encode_prompt(profiles[0]))
+
+    registries = {"e": CollectorRegistry(), "b": CollectorRegistry()}
+
+    def count(cache: PromptCache, name: str) -> float:
+        prefix = "e" if cache is by_entries else "b"
+        metric = {"evictions": "cache_evictions", "misses": "cache_misses", "hits": "cache_hits"}.get(name, name)
+        return registries[prefix].get_sample_value(f"{prefix}_voice_prompt_{metric}_total") or 0.0
+
+    by_entries = PromptCache(2, 1 << 30, PromptMetrics("e", registries["e"]))
+    for profile in profiles + profiles[:1]:  # the 3rd evicts the 1st, which then misses again
+        by_entries.prompt(profile, backend)
+    assert len(by_entries) == 2 and count(by_entries, "evictions") == 2
+    assert count(by_entries, "misses") == 4 and count(by_entries, "hits") == 0
+    assert count(by_entries, "encodes") == 3 and count(by_entries, "loads") == 1  # the 1st came back from disk
+
+    by_bytes = PromptCache(100, int(size * 1.5), PromptMetrics("b", registries["b"]))
+    for profile in profiles[:2] + profiles[1:2]:
+        by_bytes.prompt(profile, backend)
+    assert len(by_bytes) == 1 and by_bytes.size == size <= by_bytes.max_bytes
+    assert count(by_bytes, "evictions") == 1 and count(by_bytes, "hits") == 1
+
+
+def test_the_talkers_rope_offsets_are_kept_per_thread(backend):
+    """qwen-tts stores the running generation's rope offsets on the talker; concurrent
+    requests (worker threads) must each see their own."""
+    import threading
+
     talker = backend._model.model.talker
     talker.rope_deltas = "main"
     seen = []
