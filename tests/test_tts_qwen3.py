@@ -267,12 +267,31 @@ def test_a_restart_reads_the_saved_prompt_and_a_changed_transcript_recomputes_it
     finally:
         stop_tts(first)
 
-    second = serve(tiny_model, voices)  # its warm-up already needs the prompt: read from disk
+    # profiles added by hand while it was down: a 16 kHz stereo clip, and one without a transcript
+    samples, rate = reference()
+    for name, manifest in (("handmade", {"languages": ["en_US"], "transcript": REF_TEXT}),
+                           ("broken", {"languages": ["en_US"]})):
+        (voices / name).mkdir()
+        (voices / name / "voice.json").write_text(json.dumps(manifest))
+        with wave.open(str(voices / name / "reference.wav"), "wb") as handle:
+            handle.setnchannels(2)
+            handle.setsampwidth(2)
+            handle.setframerate(16000)
+            handle.writeframes(as_format(samples, rate, 16000, 2))
+
+    second = serve(tiny_model, voices)  # its warm-up already needs a prompt: "handmade" or "keeper"
     try:
+        names = [v.name for v in describe(second.port).tts[0].voices]
+        assert names == ["handmade", "keeper"]  # "broken" is logged and left out
+        assert "skipping voice profile" in second.log() and "broken" in second.log()
+        with wave.open(str(voices / "handmade" / "reference.wav"), "rb") as stored:
+            assert (stored.getframerate(), stored.getnchannels()) == (24000, 1)
         assert speak(second.port, "Hi.", "keeper").types[-1] == "audio-stop"
         values = metrics(second)
-        assert values["wyoming_tts_voice_prompt_encodes_total"] == 0
+        # keeper's prompt was read from disk, never encoded; handmade's (the warm-up voice) was
         assert values["wyoming_tts_voice_prompt_loads_total"] == 1
+        assert values["wyoming_tts_voice_prompt_encodes_total"] == 1
+        assert list((voices / "handmade").glob("*.prompt"))
     finally:
         stop_tts(second)
 
