@@ -267,12 +267,31 @@ def test_a_restart_reads_the_saved_prompt_and_a_changed_transcript_recomputes_it
     finally:
         stop_tts(first)
 
-    second = serve(tiny_model, voices)  # its warm-up already needs the prompt: read from disk
+    # profiles added by hand while it was down: a 16 kHz stereo clip, and one without a transcript
+    samples, rate = reference()
+    for name, manifest in (("handmade", {"languages": ["en_US"], "transcript": REF_TEXT}),
+                           ("broken", {"languages": ["en_US"]})):
+        (voices / name).mkdir()
+        (voices / name / "voice.json").write_text(json.dumps(manifest))
+        with wave.open(str(voices / name / "reference.wav"), "wb") as handle:
+            handle.setnchannels(2)
+            handle.setsampwidth(2)
+            handle.setframerate(16000)
+            handle.writeframes(as_format(samples, rate, 16000, 2))
+
+    second = serve(tiny_model, voices)  # its warm-up already needs a prompt: "handmade" or "keeper"
     try:
+        names = [v.name for v in describe(second.port).tts[0].voices]
+        assert names == ["handmade", "keeper"]  # "broken" is logged and left out
+        assert "skipping voice profile" in second.log() and "broken" in second.log()
+        with wave.open(str(voices / "handmade" / "reference.wav"), "rb") as stored:
+            assert (stored.getframerate(), stored.getnchannels()) == (24000, 1)
         assert speak(second.port, "Hi.", "keeper").types[-1] == "audio-stop"
         values = metrics(second)
-        assert values["wyoming_tts_voice_prompt_encodes_total"] == 0
+        # keeper's prompt was read from disk, never encoded; handmade's (the warm-up voice) was
         assert values["wyoming_tts_voice_prompt_loads_total"] == 1
+        assert values["wyoming_tts_voice_prompt_encodes_total"] == 1
+        assert list((voices / "handmade").glob("*.prompt"))
     finally:
         stop_tts(second)
 
@@ -288,11 +307,9 @@ def test_a_restart_reads_the_saved_prompt_and_a_changed_transcript_recomputes_it
         stop_tts(third)
 
 
-def test_the_talkers_rope_offsets_are_kept_per_thread(tiny_model, tmp_path):
-    """qwen-tts stores the running generation's rope offsets on the talker; concurrent
-    requests (worker threads) must each see their own."""
-    import threading
-
+@pytest.fixture(scope="module")
+def backend(tiny_model, tmp_path_factory):
+    """The qwen3 backend loaded in this process, with its own profiles and prompt cache."""
     from prometheus_client import CollectorRegistry
 
     from wyoming_tts.backends.qwen3 import Qwen3Backend
@@ -300,9 +317,50 @@ def test_the_talkers_rope_offsets_are_kept_per_thread(tiny_model, tmp_path):
     from wyoming_tts.voices import PromptCache, VoiceStore
     from wyoming_tts.voices.prompt_cache import PromptMetrics
 
-    backend = Qwen3Backend(Qwen3Config(qwen_model=str(tiny_model)), VoiceStore(tmp_path),
-                           PromptCache(1, 1 << 20, PromptMetrics("t", CollectorRegistry())))
-    backend.load()
+    store = VoiceStore(tmp_path_factory.mktemp("in-process-voices"))
+    loaded = Qwen3Backend(Qwen3Config(qwen_model=str(tiny_model)), store,
+                          PromptCache(8, 1 << 20, PromptMetrics("t", CollectorRegistry())))
+    loaded.load()
+    return loaded
+
+
+def test_the_prompt_cache_is_bounded_in_entries_and_bytes(backend):
+    from prometheus_client import CollectorRegistry
+
+    from wyoming_tts.voices import PromptCache
+    from wyoming_tts.voices.prompt_cache import PromptMetrics
+
+    samples, _rate = reference()
+    profiles = [backend._store.create(f"bound-{i}", REF_TEXT, "en_US", None, samples.tobytes(), 24000, 2, 1)
+                for i in range(3)]
+    size = backend.prompt_nbytes(backend.encode_prompt(profiles[0]))
+
+    registries = {"e": CollectorRegistry(), "b": CollectorRegistry()}
+
+    def count(cache: PromptCache, name: str) -> float:
+        prefix = "e" if cache is by_entries else "b"
+        metric = {"evictions": "cache_evictions", "misses": "cache_misses", "hits": "cache_hits"}.get(name, name)
+        return registries[prefix].get_sample_value(f"{prefix}_voice_prompt_{metric}_total") or 0.0
+
+    by_entries = PromptCache(2, 1 << 30, PromptMetrics("e", registries["e"]))
+    for profile in profiles + profiles[:1]:  # the 3rd evicts the 1st, which then misses again
+        by_entries.prompt(profile, backend)
+    assert len(by_entries) == 2 and count(by_entries, "evictions") == 2
+    assert count(by_entries, "misses") == 4 and count(by_entries, "hits") == 0
+    assert count(by_entries, "encodes") == 3 and count(by_entries, "loads") == 1  # the 1st came back from disk
+
+    by_bytes = PromptCache(100, int(size * 1.5), PromptMetrics("b", registries["b"]))
+    for profile in profiles[:2] + profiles[1:2]:
+        by_bytes.prompt(profile, backend)
+    assert len(by_bytes) == 1 and by_bytes.size == size <= by_bytes.max_bytes
+    assert count(by_bytes, "evictions") == 1 and count(by_bytes, "hits") == 1
+
+
+def test_the_talkers_rope_offsets_are_kept_per_thread(backend):
+    """qwen-tts stores the running generation's rope offsets on the talker; concurrent
+    requests (worker threads) must each see their own."""
+    import threading
+
     talker = backend._model.model.talker
     talker.rope_deltas = "main"
     seen = []

@@ -24,7 +24,7 @@ from voice_common.protocol import ProtocolError
 
 from .voices import ProfileError, PromptCache, VoiceStore
 from .voices.events import VoiceCreate, VoiceCreated, VoiceDelete, VoiceDeleted
-from .voices.profiles import MAX_SECONDS, check_name
+from .voices.profiles import MAX_SECONDS, check_name, check_text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,8 +72,6 @@ class VoiceEditor:
             request = VoiceCreate.from_event(event)
             try:  # refuse a bad name, transcript or language before any audio is read
                 check_name(request.name)
-                from .voices.profiles import check_text
-
                 check_text(request.transcript, request.language, request.description)
             except ProfileError as err:
                 raise _wire(err) from err

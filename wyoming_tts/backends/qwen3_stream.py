@@ -101,7 +101,7 @@ def decode_stream(decoder: Any, frames: Iterator[Any], context: Any | None, upsa
         pending += 1
         if pending >= wanted:
             yield _decode(torch, decoder, history, pending, upsample)
-            history = history[-(LEFT_CONTEXT + 0):]
+            history = history[-LEFT_CONTEXT:]
             pending, wanted = 0, CHUNK_FRAMES
     if pending:
         yield _decode(torch, decoder, history, pending, upsample)

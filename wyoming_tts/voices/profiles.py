@@ -184,7 +184,9 @@ class VoiceStore:
             pcm = handle.readframes(handle.getnframes())
         if (rate, width, channels) != (CLIP_RATE, 2, 1):  # a clip dropped in by hand: store it as 24 kHz mono
             data = _wav_bytes(to_clip(pcm, rate, width, channels))
-            clip_path.write_bytes(data)
+            staging = clip_path.with_name(f".{CLIP_FILE}.new")
+            staging.write_bytes(data)
+            staging.replace(clip_path)  # atomic: a crash leaves the old clip or the new one
             _LOGGER.info("voice profile %s: reference clip converted to %d Hz mono", name, CLIP_RATE)
         else:
             to_clip(pcm, rate, width, channels)  # length and silence checks
