@@ -17,10 +17,10 @@ from broker.core.metrics import BrokerMetrics
 from broker.core.payloads import MAX_CLIP_SECONDS, VoiceProfileRequest, voice_name
 from broker.core.services import ServicePool
 from broker.core.settings import SettingsStore
-from broker.core.voice_events import ProfileSupport, profile_support
+from voice_common.voice_events import ProfileSupport, profile_support
 from voice_common.errors import MqttCode
 from wyoming_tts.__main__ import build_info
-from wyoming_tts.voices.events import mark_profiles
+from voice_common.voice_events import mark_profiles
 from wyoming_tts.voices.profiles import NAME as SERVICE_NAME_RE
 
 GOOD = {"name": "grandma", "transcript": "Some call me nature.", "language": "en_US"}

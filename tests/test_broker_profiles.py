@@ -455,7 +455,7 @@ def _wyoming_create(port: int, name: str, pcm: bytes) -> str:
     """Create a profile on one TTS service directly (voice-create, the clip, audio-stop)."""
     from wyoming.audio import AudioChunk, AudioStart, AudioStop
 
-    from broker.core.voice_events import VoiceCreate
+    from voice_common.voice_events import VoiceCreate
 
     async def go() -> str:
         async with AsyncTcpClient("127.0.0.1", port) as client:

@@ -13,6 +13,7 @@ from voice_common.app import main_entry, run_service, setup_logging
 from voice_common.config import ConfigError
 from voice_common.server import SessionSlots
 from voice_common.settings import load, options_of
+from voice_common.voice_events import ProfileSupport, mark_profiles
 
 from .backends import VoiceSpec, create_backend
 from .config import PiperConfig, TtsConfig
@@ -20,7 +21,6 @@ from .engine import Synthesizer
 from .handler import TtsConnection, TtsService
 from .metrics import TtsMetrics
 from .voices import PromptCache, VoiceStore
-from .voices.events import ProfileSupport, mark_profiles
 
 #: Backends that speak voice profiles (cloned voices).
 CLONING_BACKENDS = {"qwen3"}
@@ -103,7 +103,7 @@ async def serve(config: TtsConfig) -> int:
     holder: dict[str, TtsService] = {}
 
     def describe() -> Event:
-        """`info`, marked with the voice profiles when this service keeps them (see voices.events)."""
+        """`info`, marked with the voice profiles when this service keeps them (see voice_common.voice_events)."""
         info = build_info(engine.voices()).event()
         if store is None:
             return info

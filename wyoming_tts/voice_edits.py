@@ -1,4 +1,4 @@
-"""Creating and deleting voice profiles over Wyoming (events in voices/events.py).
+"""Creating and deleting voice profiles over Wyoming (events in voice_common/voice_events.py).
 
 One `VoiceEditor` per connection. `voice-create` opens an upload: the reference clip
 follows as audio-chunk events in the declared format (bounded: a clip longer than the
@@ -21,9 +21,9 @@ from wyoming.event import Event
 from voice_common.audio import AudioFormatError, check_format
 from voice_common.errors import WyomingCode
 from voice_common.protocol import ProtocolError
+from voice_common.voice_events import VoiceCreate, VoiceCreated, VoiceDelete, VoiceDeleted
 
 from .voices import ProfileError, PromptCache, VoiceStore
-from .voices.events import VoiceCreate, VoiceCreated, VoiceDelete, VoiceDeleted
 from .voices.profiles import MAX_SECONDS, check_name, check_text
 
 _LOGGER = logging.getLogger(__name__)

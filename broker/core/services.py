@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from wyoming.info import Info
 
+from voice_common.voice_events import ProfileSupport, profile_support
+
 from .metrics import BrokerMetrics
-from .voice_events import ProfileSupport, profile_support
 from .wyoming_client import ServiceFailure, describe_event, parse_info
 
 _LOGGER = logging.getLogger(__name__)

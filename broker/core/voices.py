@@ -1,7 +1,7 @@
 """Voice profiles (cloned voices) created and deleted through the bridge, as core sessions.
 
 A profile lives on the TTS services that keep voice profiles: those whose `info` carries
-the `voice_profiles` marker (see `voice_events`), with edits allowed. The bridge sends a
+the `voice_profiles` marker (see `voice_common.voice_events`), with edits allowed. The bridge sends a
 profile operation to **all** of them, not to the least busy one: a later `say` with the
 voice goes to whichever TTS service is least busy then, so every service that may get it
 must hold the profile. A service that refuses or fails does not undo the others: the
@@ -30,13 +30,13 @@ from wyoming.error import Error
 from wyoming.event import Event
 
 from voice_common.errors import MqttCode
+from voice_common.voice_events import VoiceCreate, VoiceCreated, VoiceDelete, VoiceDeleted
 
 from .errors import SessionError
 from .payloads import MAX_CLIP_SECONDS, Stop, VoiceProfileRequest, voice_name
 from .results import ProfileDeleted, ProfileSaved, Refusal, Sink
 from .services import Service
 from .session import Deps, Session
-from .voice_events import VoiceCreate, VoiceCreated, VoiceDelete, VoiceDeleted
 from .wyoming_client import ServiceClient, ServiceFailure
 
 _LOGGER = logging.getLogger(__name__)
