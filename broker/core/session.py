@@ -49,6 +49,10 @@ def backend_error(text: str, code: str | None) -> SessionError:
     return SessionError(f"{code or 'error'}: {text}", MqttCode.BACKEND_ERROR)
 
 
+#: `Session.next_item_or`: the service's reader finished before the next inbox item came.
+READER_DONE = object()
+
+
 class Session:
     """Base of one request in progress (at a site, or from an API request with no site)."""
 
@@ -105,6 +109,19 @@ class Session:
             raise item
         return item
 
+    async def next_item_or(self, reader: asyncio.Future) -> Any:
+        """The next inbox item, or READER_DONE when `reader` (the service's side of the
+        exchange) finished first. The inbox read never outlives the call, not even when the
+        session is cancelled while waiting (an outage, shutdown)."""
+        getter = asyncio.ensure_future(self.next_item())
+        try:
+            await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader_first = not getter.done()
+            if reader_first:
+                getter.cancel()
+        return READER_DONE if reader_first else getter.result()
+
     def candidates(self) -> list[Service]:
         """The services to try, in order (the pool's: least busy healthy ones first)."""
         return self.deps.pool.candidates(self.kind)
@@ -139,3 +156,49 @@ class Session:
     async def run(self) -> None:
         """Do the work and send the last result (Final or Done); raises SessionError."""
         raise NotImplementedError
+
+
+class AudioInput(Session):
+    """A session that a front feeds with audio: chunks of any byte count, then `stop`.
+
+    Bounded here, before anything is queued: a chunk over `--max-chunk-bytes`, or audio past
+    `max_audio_bytes`, ends the session with `too_large`. Once stopped, failed or cancelled
+    (`closed`) no more input is taken. Subclasses call `accept_audio` in their `__init__`.
+    """
+
+    def accept_audio(self, max_audio_bytes: int, too_long: str) -> None:
+        self.max_audio_bytes = max_audio_bytes
+        self._too_long = too_long
+        self.received_bytes = 0
+        self.received_chunks = 0
+        self.closed = False  # no more input accepted (stopped, failed or cancelled)
+
+    # Called by a front: validate and queue, never block.
+    def feed(self, chunk: bytes) -> None:
+        """Queue one audio message, of any byte count."""
+        if self.closed:
+            return
+        if len(chunk) > self.deps.config.max_chunk_bytes:
+            self.fail(SessionError("audio chunk larger than the limit", MqttCode.TOO_LARGE))
+        elif self.received_bytes + len(chunk) > self.max_audio_bytes:
+            self.fail(SessionError(self._too_long, MqttCode.TOO_LARGE))
+        else:
+            self.received_bytes += len(chunk)
+            self.received_chunks += 1
+            if chunk:
+                self.inbox.put_nowait(chunk)
+
+    def stop(self, stop: Any) -> None:
+        """The front's `stop` (a `payloads.Stop`): queued after the audio."""
+        if not self.closed:
+            self.closed = True
+            self.inbox.put_nowait(stop)
+
+    def fail(self, err: SessionError) -> None:
+        """End the session with `err` (a bad `stop`, say); no more input is taken."""
+        self.closed = True
+        super().fail(err)
+
+    def cancel(self) -> None:
+        self.closed = True
+        super().cancel()

@@ -30,7 +30,7 @@ from .errors import SessionError
 from .payloads import Stop, SttRequest
 from .results import Final, Partial, Sink
 from .services import Service
-from .session import Deps, Session, backend_error
+from .session import READER_DONE, AudioInput, Deps, backend_error
 from .wyoming_client import BackendBusy, ServiceClient
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ _LOGGER = logging.getLogger(__name__)
 MAX_LOST_SHARE = 0.1
 
 
-class SttSession(Session):
+class SttSession(AudioInput):
     kind = "asr"
     backend = "stt"
 
@@ -48,47 +48,12 @@ class SttSession(Session):
         self.request = request
         self.frame = request.width * request.channels
         self.bytes_per_second = request.rate * self.frame
-        self.max_bytes = int(deps.config.max_audio_seconds * self.bytes_per_second)
-        self.received_bytes = 0
-        self.received_chunks = 0
-        self.closed = False  # no more input accepted (stopped, failed or cancelled)
+        self.accept_audio(int(deps.config.max_audio_seconds * self.bytes_per_second),
+                          f"audio longer than {deps.config.max_audio_seconds:g} s")
         self._audio: list[bytes] = []  # what was sent to the service, for failover
-        self._partial = b""  # bytes of a frame split between two messages, not yet sent
+        self._partial = b""  # bytes of a frame split between two messages, not yet sent (`_frames`)
         self._stop: Stop | None = None
         self._seq = 0
-
-    # Called by a front: validate and queue, never block.
-    def feed(self, chunk: bytes) -> None:
-        """Queue one audio message, of any byte count (frames are reassembled in `_frames`)."""
-        if self.closed:
-            return
-        if len(chunk) > self.deps.config.max_chunk_bytes:
-            self._close(SessionError("audio chunk larger than the limit", MqttCode.TOO_LARGE))
-        elif self.received_bytes + len(chunk) > self.max_bytes:
-            self._close(SessionError(
-                f"audio longer than {self.deps.config.max_audio_seconds:g} s", MqttCode.TOO_LARGE))
-        else:
-            self.received_bytes += len(chunk)
-            self.received_chunks += 1
-            if chunk:
-                self.inbox.put_nowait(chunk)
-
-    def stop(self, stop: Stop) -> None:
-        if not self.closed:
-            self.closed = True
-            self.inbox.put_nowait(stop)
-
-    def _close(self, err: SessionError) -> None:
-        self.fail(err)
-
-    def fail(self, err: SessionError) -> None:
-        """End the session with `err` (a bad `stop`, say); no more input is taken."""
-        self.closed = True
-        super().fail(err)
-
-    def cancel(self) -> None:
-        self.closed = True
-        super().cancel()
 
     async def run(self) -> None:
         transcript = await self.failover(self._attempt, lambda: True)
@@ -182,16 +147,9 @@ class SttSession(Session):
             reader = asyncio.ensure_future(self._read(client))
             try:
                 while self._stop is None:
-                    getter = asyncio.ensure_future(self.next_item())
-                    try:
-                        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:  # also when cancelled (outage, shutdown): the getter must not outlive us
-                        answered_early = not getter.done()
-                        if answered_early:
-                            getter.cancel()
-                    if answered_early:
+                    item = await self.next_item_or(reader)
+                    if item is READER_DONE:
                         return reader.result()  # the service answered (or failed) early
-                    item = getter.result()
                     if isinstance(item, Stop):
                         self._check_loss(item)
                         self._check_whole()

@@ -23,7 +23,7 @@ from .errors import SessionError
 from .payloads import Voice
 from .results import Audio, AudioFormat, Done, Sink
 from .services import Service
-from .session import Deps, Session, backend_error
+from .session import READER_DONE, Deps, Session, backend_error
 from .wyoming_client import BackendBusy, ServiceClient
 
 
@@ -106,17 +106,11 @@ class TtsSession(Session):
             reader = asyncio.ensure_future(self._read(client, streaming=True))
             try:
                 while not self.ended:
-                    getter = asyncio.ensure_future(self.next_item())
-                    try:
-                        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:  # also when cancelled (outage, shutdown): the getter must not outlive us
-                        ended_early = not getter.done()
-                        if ended_early:
-                            getter.cancel()
-                    if ended_early:
+                    item = await self.next_item_or(reader)
+                    if item is READER_DONE:
                         reader.result()  # raises the service's failure
                         raise SessionError("the TTS service ended the stream early", MqttCode.BACKEND_ERROR)
-                    text = self._take(getter.result())
+                    text = self._take(item)
                     if text:
                         await client.write_event(SynthesizeChunk(text).event())
                 await client.write_event(self.voice.apply(Synthesize("".join(self.parts)).event()))

@@ -36,7 +36,7 @@ from .errors import SessionError
 from .payloads import MAX_CLIP_SECONDS, Stop, VoiceProfileRequest, voice_name
 from .results import ProfileDeleted, ProfileSaved, Refusal, Sink
 from .services import Service
-from .session import Deps, Session
+from .session import AudioInput, Deps, Session
 from .wyoming_client import ServiceClient, ServiceFailure
 
 _LOGGER = logging.getLogger(__name__)
@@ -129,44 +129,15 @@ class VoiceSession(Session):
         metrics.latency.labels(self.backend).observe(time.monotonic() - started)
 
 
-class VoiceCreateSession(VoiceSession):
-    """A new profile: its reference clip streams in from a front, then goes to every target."""
+class VoiceCreateSession(AudioInput, VoiceSession):
+    """A new profile: its reference clip streams in from a front (chunks of any byte count;
+    whole frames are checked at the end), then goes to every target."""
 
     def __init__(self, site: str | None, ident: str, sink: Sink, deps: Deps, request: VoiceProfileRequest) -> None:
         super().__init__(site, ident, sink, deps)
         self.request = request
-        self.received_bytes = 0
-        self.received_chunks = 0
-        self.closed = False  # no more input accepted
+        self.accept_audio(request.max_bytes, f"reference clip longer than {MAX_CLIP_SECONDS:g} s")
         self._clip = bytearray()
-
-    # Called by a front: validate and queue, never block.
-    def feed(self, chunk: bytes) -> None:
-        """One piece of the clip, of any byte count (whole frames are checked at the end)."""
-        if self.closed:
-            return
-        if len(chunk) > self.deps.config.max_chunk_bytes:
-            self.fail(SessionError("audio chunk larger than the limit", MqttCode.TOO_LARGE))
-        elif self.received_bytes + len(chunk) > self.request.max_bytes:
-            self.fail(SessionError(f"reference clip longer than {MAX_CLIP_SECONDS:g} s", MqttCode.TOO_LARGE))
-        else:
-            self.received_bytes += len(chunk)
-            self.received_chunks += 1
-            if chunk:
-                self.inbox.put_nowait(chunk)
-
-    def stop(self, stop: Stop) -> None:
-        if not self.closed:
-            self.closed = True
-            self.inbox.put_nowait(stop)
-
-    def fail(self, err: SessionError) -> None:
-        self.closed = True
-        super().fail(err)
-
-    def cancel(self) -> None:
-        self.closed = True
-        super().cancel()
 
     async def run(self) -> None:
         while True:  # the clip, until stop (or an error, the idle timeout, a cancel)
