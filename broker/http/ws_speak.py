@@ -322,7 +322,8 @@ class SpeakSink:
     def _out(self, samples: np.ndarray) -> bytes:
         if self.conn.encoding == "pcm16":
             return float_to_pcm16(samples)
-        return samples.astype("<f4").tobytes()
+        # clipped like pcm16: resampling rings past full scale, and pcm32f means -1..1
+        return np.clip(samples, -1.0, 1.0).astype("<f4").tobytes()
 
     async def send(self, result: Result) -> None:
         if self.cancelled:
