@@ -241,12 +241,14 @@ class Speak(Endpoint):
         while not sink.cancelled:
             if sink is self.first_in_line():
                 async with sink.out_lock:
-                    while sink.held and not sink.cancelled:
-                        await self.audio(sink.held.popleft())
-                    sink.held_bytes = 0
-                    if not sink.cancelled:
+                    while sink.held and sink is self.first_in_line():  # a high stream may cut in
+                        chunk = sink.held.popleft()
+                        sink.held_bytes -= len(chunk)
+                        await self.audio(chunk)
+                    if sink is self.first_in_line():
                         await self.audio(pcm)
-                return
+                        return
+                continue  # overtaken: hold `pcm` behind what is still held, or wait
             if not last and sink.held_bytes + len(pcm) <= limit:
                 sink.held.append(pcm)
                 sink.held_bytes += len(pcm)
