@@ -1,7 +1,8 @@
 """`/api/v1/listen` and `/api/v1/speak` of a running bridge (`--no-mqtt --api`), driven by a real
 WebSocket client (`websockets`) against the real STT and TTS servers: partials before the final,
-audio before `stop`, cancel mid-sentence, and the abuse cases answered with an error while a
-parallel session still works. No assertion depends on how long anything takes."""
+audio before `stop`, cancel mid-sentence, a reply completed without `stop`, high-priority text
+ahead of normal text, and the abuse cases answered with an error while a parallel session still
+works. No assertion depends on how long anything takes."""
 
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ async def speak_until_audio(ws: ClientConnection, pieces: list[str]) -> list[byt
     return audio
 
 
-async def collect_until(ws: ClientConnection, kind: str) -> tuple[list[bytes], list[dict]]:
+async def collect_until(ws: ClientConnection, kind: str, *, or_error: bool = False) -> tuple[list[bytes], list[dict]]:
+    """Audio and messages up to the first of type `kind` (or `error`, with or_error)."""
     audio, messages = [], []
     while True:
         message = await asyncio.wait_for(ws.recv(), PATIENCE)
@@ -101,7 +103,7 @@ async def collect_until(ws: ClientConnection, kind: str) -> tuple[list[bytes], l
             audio.append(message)
             continue
         messages.append(json.loads(message))
-        if messages[-1]["type"] == kind:
+        if messages[-1]["type"] == kind or (or_error and messages[-1]["type"] == "error"):
             return audio, messages
 
 
@@ -137,11 +139,11 @@ def test_speak_streams_audio_before_stop_and_completes(api_bridge):  # noqa: F81
     ready, started, pcm, messages = run(scenario())
     assert ready["type"] == "ready" and ready["sessionId"] and ready["capabilities"]["streaming"] is True
     assert started == {"type": "started", "sampleRate": 16000, "encoding": "pcm16", "voice": ready["voiceLoaded"]}
-    complete, stopped = messages[-2:]
-    assert complete["type"] == "complete" and complete["charactersProcessed"] == len(" ".join(first.split()) + " "
-                                                                                       + second)
-    assert complete["audioLengthMs"] > 1000
-    assert stopped == {"type": "stopped", "reason": "done talking"}
+    completes = [m for m in messages if m["type"] == "complete"]  # one, or two if a pause flushed the first part
+    assert [m["type"] for m in messages] == ["complete"] * len(completes) + ["stopped"], messages
+    assert sum(m["charactersProcessed"] for m in completes) == len(" ".join(first.split()) + " " + second)
+    assert sum(m["audioLengthMs"] for m in completes) > 1000
+    assert messages[-1] == {"type": "stopped", "reason": "done talking"}
     assert word_error_rate(first + second, transcribe(api_bridge, pcm, 16000)) <= 0.25
 
 
@@ -270,3 +272,89 @@ def test_float32_audio_both_ways(api_bridge):  # noqa: F811
     assert 0.05 < float(np.abs(samples).max()) <= 1.0  # float audio in range, not int16 bytes read as floats
     final = run(listen_float(floats))
     assert word_error_rate(sentence, final["text"]) <= 0.25, final
+
+
+async def start_speak(ws: ClientConnection, rate: int = 16000) -> None:
+    assert (await next_json(ws))["type"] == "ready"
+    await ws.send(json.dumps({"type": "start", "sampleRate": rate, "encoding": "pcm16"}))
+    assert (await next_json(ws))["type"] == "started"
+
+
+def test_speak_completes_each_reply_without_stop(api_bridge):  # noqa: F811
+    """A chat backend sends a reply's tokens and waits, no `stop`: the whole reply is spoken,
+    the unfinished last sentence too, then `complete`; the next reply on the same connection
+    completes as well. The audio, transcribed, has every word once."""
+    replies = ["The garden gate is painted green. Please bring the blue umbrella",
+               "The children played football in the park until dinner"]
+
+    async def scenario():
+        heard = []
+        async with await open_ws(api_bridge, "/api/v1/speak") as ws:
+            await start_speak(ws)
+            for reply in replies:
+                for word in reply.split(" "):  # like LLM tokens
+                    await ws.send(json.dumps({"type": "speak", "text": word + " "}))
+                audio, messages = [], []
+                while sum(m.get("charactersProcessed", 0) for m in messages) < len(reply) + 1:
+                    more, said = await collect_until(ws, "complete", or_error=True)  # no stop: the server's word
+                    audio += more
+                    messages += said
+                    assert said[-1]["type"] == "complete", messages
+                heard.append((b"".join(audio), messages))
+            await ws.send(json.dumps({"type": "stop"}))
+            _, end = await collect_until(ws, "stopped")
+        return heard, end
+
+    heard, end = run(scenario())
+    for reply, (pcm, messages) in zip(replies, heard, strict=True):
+        assert {m["type"] for m in messages} == {"complete"}, messages  # no error, no timeout
+        assert sum(m["charactersProcessed"] for m in messages) == len(reply) + 1  # one stream unless a stall
+        text = transcribe(api_bridge, pcm, 16000)
+        assert word_error_rate(reply, text) <= 0.25, text  # a repeat or a dropped sentence is far above
+        last = normalize_words(reply)[-1]
+        assert normalize_words(text).count(last) == 1, text  # the unfinished sentence, spoken once
+    assert end == [{"type": "stopped", "reason": "stop"}]
+
+
+def test_speak_high_priority_goes_ahead_and_normal_text_continues(api_bridge):  # noqa: F811
+    """Normal text is being spoken; a high-priority sentence comes, then the normal text's
+    last sentence. The high sentence is heard before that last sentence, and every word of
+    the normal text is still spoken."""
+    story = ("Once upon a time a tired lighthouse keeper lived on a rock far out at sea. Every night he "
+             "climbed the stairs to light the lamp. Ships passed safely all winter long.")
+    urgent = "Attention, the oven timer has finished."
+    ending = " Finally the old keeper went quietly to sleep."
+
+    async def scenario():
+        async with await open_ws(api_bridge, "/api/v1/speak") as ws:
+            await start_speak(ws)
+            audio = await speak_until_audio(ws, [story])
+            await ws.send(json.dumps({"type": "speak", "text": urgent, "priority": "high"}))
+            await ws.send(json.dumps({"type": "speak", "text": ending}))
+            await ws.send(json.dumps({"type": "stop"}))
+            received = []
+            while True:
+                message = await asyncio.wait_for(ws.recv(), PATIENCE)
+                received.append(message if isinstance(message, bytes) else json.loads(message))
+                if isinstance(received[-1], dict) and received[-1]["type"] == "stopped":
+                    return audio, received
+
+    audio, received = run(scenario())
+    messages = [m for m in received if isinstance(m, dict)]
+    assert "error" not in [m["type"] for m in messages], messages
+    completes = [m for m in messages if m["type"] == "complete"]
+    assert sum(m["charactersProcessed"] for m in completes) == len(story + urgent + ending)
+    urgent_done = next(i for i, m in enumerate(received) if isinstance(m, dict) and m["type"] == "complete"
+                       and m["charactersProcessed"] == len(urgent))
+    # The high stream's audio goes out in one piece and ends with its `complete`: the last
+    # audioLengthMs before it. Around it, the normal stream's audio, cut between two chunks.
+    before = b"".join(audio + [m for m in received[:urgent_done] if isinstance(m, bytes)])
+    after = b"".join(m for m in received[urgent_done:] if isinstance(m, bytes))
+    cut = len(before) - round(received[urgent_done]["audioLengthMs"] * 16) * 2
+    assert cut >= 0 and after, "the high sentence did not go ahead of the rest of the normal text"
+    heard_urgent = transcribe(api_bridge, before[cut:], 16000)
+    heard_rest = normalize_words(transcribe(api_bridge, after, 16000))
+    heard_normal = transcribe(api_bridge, before[:cut] + after, 16000)
+    assert word_error_rate(urgent, heard_urgent) <= 0.25, heard_urgent
+    assert "quietly" in heard_rest, heard_rest  # the normal text's end came after the high sentence
+    assert word_error_rate(story + ending, heard_normal) <= 0.2, heard_normal  # all of it, once

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -37,6 +38,9 @@ _LOGGER = logging.getLogger(__name__)
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+
+#: Audio encodings a WebSocket may ask for.
+ENCODINGS = ("pcm16", "pcm32f")
 
 
 class Closing(Exception):
@@ -177,3 +181,48 @@ class WsConnection:
 
     async def cleanup(self) -> None:
         """End the endpoint's session, if one is open (the client left, or the bridge stops)."""
+
+
+def choice(data: dict, key: str, choices: tuple[str, ...]) -> str:
+    """`data[key]` (default: the first choice), which must be one of `choices`."""
+    value = data.get(key, choices[0])
+    if value not in choices:
+        raise SessionError(f"'{key}' must be one of {', '.join(choices)}", MqttCode.INVALID_REQUEST)
+    return value
+
+
+class Endpoint(WsConnection):
+    """An endpoint whose session ends the connection: `ended` is set when it is over."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        super().__init__(ws)
+        self.ended = asyncio.Event()
+
+    async def wait_start(self) -> dict[str, Any]:
+        """The `start` message; other frames get a recoverable error, but do not extend the
+        --idle-timeout a start must come within."""
+        deadline = time.monotonic() + self.config.idle_timeout
+        while True:
+            frame = await self.receive(max(0.001, deadline - time.monotonic()))
+            if isinstance(frame, bytes):
+                await self.error(MqttCode.INVALID_REQUEST, "audio before 'start'", True)
+            elif frame["type"] != "start":
+                await self.error(MqttCode.INVALID_REQUEST, f"'{frame['type']}' before 'start'", True)
+            else:
+                return frame
+
+    async def run_until_ended(self) -> None:
+        """Read frames until the session is over (then close normally)."""
+        reader = asyncio.ensure_future(self.read_frames())
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader.cancel()
+            ended.cancel()
+        if reader.done() and not reader.cancelled():
+            reader.result()  # Closing / WebSocketDisconnect
+        raise Closing()
+
+    async def read_frames(self) -> None:
+        raise NotImplementedError
