@@ -32,9 +32,13 @@ def test_every_bundled_data_package_is_a_declared_dependency():
 
 
 def test_setup_installs_nothing_beside_the_project():
+    """One install of the project and its extras; for the tests only, qwen-tts without its
+    declared dependencies (gradio, torchaudio, sox: never run; see docs/voices.md)."""
     script = (REPO / "scripts" / "setup.sh").read_text()
     installs = re.findall(r"pip install[^\n]*", script)
-    assert len(installs) == 1 and '-e ".[${extras}]"' in installs[0], installs
+    assert len(installs) == 2 and '-e ".[${extras}]"' in installs[0], installs
+    assert "--no-deps" in installs[1] and '"qwen-tts==0.1.1"' in script, installs
+    assert script.index('"qwen-tts==0.1.1"') > script.index('if [[ "${1:-}" == "test" ]]; then\n    # qwen-tts')
 
 
 def test_mit_licence_file_matches_the_metadata():

@@ -7,7 +7,9 @@ and the final decode would once more. The result of one window is a pure functio
 mel features, the prompt tokens and the decoding options, so it is kept, keyed by exactly
 those bytes and values: a hit returns what the same computation returned before, and the
 output cannot change. Windows whose features differ in any bit (more audio in them, a
-louder frame later in the stream shifting Whisper's log-mel floor) simply miss.
+louder frame later in the stream shifting Whisper's log-mel floor, or a BLAS that rounds
+the mel matrix product of a longer stream differently: OpenBLAS 0.3.31 in numpy 2.4 changes
+a few values of a window's features by one ulp when the stream grows) simply miss.
 
 The hooks override `encode` and `generate_with_fallback`, which are not faster-whisper's
 public API; faster-whisper is pinned, and tests/test_stt_window_cache.py fails loudly if
