@@ -15,4 +15,6 @@ if ! .venv/bin/python -m mypy; then
     echo "test: mypy found the type errors above" >&2
     exit 1
 fi
-exec .venv/bin/python -m pytest "$@"
+# Two workers, each test file on one of them (its module's servers start once): the suite
+# spends much of its time waiting on model loads and socket round trips.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

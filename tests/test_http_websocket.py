@@ -356,5 +356,7 @@ def test_speak_high_priority_goes_ahead_and_normal_text_continues(api_bridge):  
     heard_rest = normalize_words(transcribe(api_bridge, after, 16000))
     heard_normal = transcribe(api_bridge, before[:cut] + after, 16000)
     assert word_error_rate(urgent, heard_urgent) <= 0.25, heard_urgent
-    assert "quietly" in heard_rest, heard_rest  # the normal text's end came after the high sentence
+    # The normal text's end came after the high sentence (most of its words: one may be misheard).
+    ending_words = normalize_words(ending)
+    assert sum(word in heard_rest for word in ending_words) >= len(ending_words) - 2, heard_rest
     assert word_error_rate(story + ending, heard_normal) <= 0.2, heard_normal  # all of it, once
