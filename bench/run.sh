@@ -3,7 +3,7 @@
 #   bash bench/run.sh [--quick] [--skip-stt] [--skip-tts] [--no-beam5] [--alone] [--charts-to DIR]
 #                     [--stt-sets SETS] [--mem-limit-mb N]      (all options: --help)
 # Needs the project venv (.venv, from `bash scripts/setup.sh`) and espeak-ng; installs the
-# `bench` extra of pyproject.toml (matplotlib, for the charts) into that venv when missing.
+# `bench` extra of pyproject.toml (matplotlib for the charts, onnx for bench/tts_floors.py) into that venv when missing.
 # BENCH_PYTHON=/path/to/python uses another checkout's venv; BENCH_REF_VENV=DIR another
 # checkout's reference venv (bench/.venv-ref).
 set -euo pipefail
@@ -14,7 +14,7 @@ if [[ ! -x $PY ]]; then
     exit 2
 fi
 command -v espeak-ng >/dev/null || { echo "espeak-ng missing: apt-get install -y espeak-ng" >&2; exit 2; }
-if ! "$PY" -c 'import matplotlib' 2>/dev/null; then
+if ! "$PY" -c 'import matplotlib, onnx' 2>/dev/null; then
     # The extra's requirements only, not `pip install -e .[bench]`: that would reinstall the
     # project itself, and re-point an editable install that another checkout may share.
     mapfile -t reqs < <("$PY" -c 'import tomllib

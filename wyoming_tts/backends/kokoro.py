@@ -23,6 +23,7 @@ from voice_common.models import ModelError, assemble_parts, package_dir
 
 from ..config import KokoroConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
+from .onnx_cpu import cores, cpu_session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,14 +98,13 @@ class KokoroBackend(TtsBackend):
         _LOGGER.info("kokoro voices: %s", ", ".join(spec.name for spec in self._specs))
 
     def _load_onnx(self, voices_path: Path) -> None:
-        import onnxruntime
         from kokoro_onnx import Kokoro
 
         model = self._model_path or _bundled_model()
         if not model.is_file():
             raise BackendError(f"kokoro model not found: {model}")
         try:
-            session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+            session = cpu_session(str(model), cores())  # threads that never spin: see onnx_cpu
             kokoro = Kokoro.from_session(session, str(voices_path))
         except Exception as err:  # onnxruntime raises its own types
             raise BackendError(f"kokoro model {model} could not be loaded: {err}") from err

@@ -22,6 +22,7 @@ from voice_common.voice import speaker_index
 
 from ..config import PiperConfig
 from .base import AudioOut, BackendError, SynthesisOptions, TtsBackend, VoiceSpec
+from .onnx_cpu import cores, cpu_session
 from .piper_download import VoiceDownloadError, VoiceIndex, VoiceNotInIndex, by_hand_hint, install, installed_voices
 
 if TYPE_CHECKING:  # piper is imported when the backend loads, not when the service starts
@@ -163,13 +164,17 @@ class PiperBackend(TtsBackend):
         return True
 
     def _load_voice(self, path: Path, verify: bool) -> None:
+        from piper import PiperConfig as VoiceConfig
         from piper import PiperVoice
 
         if verify:
             verify_sha256(path, BUNDLED_SHA256)
         with open(f"{path}.json", encoding="utf-8") as handle:
             raw = json.load(handle)
-        voice = PiperVoice.load(path, use_cuda=self._use_cuda)
+        if self._use_cuda:
+            voice = PiperVoice.load(path, use_cuda=True)
+        else:  # the same voice, on sessions that share the cores between concurrent requests
+            voice = PiperVoice(config=VoiceConfig.from_dict(raw), session=cpu_session(str(path), cores()))
         language = (raw.get("language") or {}).get("code") or raw.get("espeak", {}).get("voice", "")
         quality = (raw.get("audio") or {}).get("quality", "")
         name = path.stem
