@@ -16,28 +16,29 @@ class AudioCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max(0, max_bytes)
         self.size = 0
-        self._items: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[int, bytes, float | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> tuple[int, bytes] | None:
-        """(rate, pcm) or None; a hit becomes the most recently used entry."""
+    def get(self, key: Hashable) -> tuple[int, bytes, float | None] | None:
+        """(rate, pcm, peak the backend scaled it from) or None; a hit becomes the most
+        recently used entry."""
         with self._lock:
             item = self._items.get(key)
             if item is not None:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: Hashable, rate: int, pcm: bytes) -> None:
+    def put(self, key: Hashable, rate: int, pcm: bytes, peak: float | None = None) -> None:
         if len(pcm) > self.max_bytes:  # also covers a disabled cache (0 bytes)
             return
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
                 self.size -= len(old[1])
-            self._items[key] = (rate, pcm)
+            self._items[key] = (rate, pcm, peak)
             self.size += len(pcm)
             while self.size > self.max_bytes:
-                _key, (_rate, evicted) = self._items.popitem(last=False)
+                _key, (_rate, evicted, _peak) = self._items.popitem(last=False)
                 self.size -= len(evicted)
 
     def __len__(self) -> int:

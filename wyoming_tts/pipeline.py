@@ -55,8 +55,9 @@ class AudioPipeline:
         self._sentence_silence = max(0.0, sentence_silence)
         #: True once the text so far ends a sentence: the next piece starts a new one.
         self._after_sentence_end = False
-        #: (piece, starts a sentence after another) / (backend, pcm, the same flag)
-        self._text: asyncio.Queue[tuple[str, bool] | None] = asyncio.Queue(TEXT_QUEUE)
+        #: (piece, starts a sentence after another, goes on with the sentence of the piece
+        #: before it) / (backend, pcm, the first flag)
+        self._text: asyncio.Queue[tuple[str, bool, bool] | None] = asyncio.Queue(TEXT_QUEUE)
         self._audio: asyncio.Queue[tuple[str, bytes, bool] | BaseException | None] = asyncio.Queue(1)
         self.audio_started = False
         self.first_text_at: float | None = None
@@ -68,17 +69,20 @@ class AudioPipeline:
         here too: only text after a real sentence end is preceded by the silence.
         """
         new_sentence = self._after_sentence_end
+        # the first piece of a request starts a sentence; so does one after a sentence end
+        continues = not (self._after_sentence_end or self.first_text_at is None)
         self._after_sentence_end = ends_sentence(sentence)
         for piece in bounded_pieces(sentence):
             if not is_speakable(piece):
                 continue
             if self.first_text_at is None:
                 self.first_text_at = time.perf_counter()
-                for part in split_head(piece) if self._plan.short_first_piece else [piece]:
-                    await self._text.put((part, False))
+                for number, part in enumerate(split_head(piece) if self._plan.short_first_piece else [piece]):
+                    await self._text.put((part, False, number > 0))
             else:
-                await self._text.put((piece, new_sentence))
+                await self._text.put((piece, new_sentence, continues))
             new_sentence = False
+            continues = True
 
     async def end(self) -> None:
         """No more text: the pipeline finishes once everything queued is sent."""
@@ -105,7 +109,7 @@ class AudioPipeline:
             while (item := await self._text.get()) is not None:
                 if not self._alive():
                     raise ClientGone("client left; synthesis stopped")
-                piece, new_sentence = item
+                piece, new_sentence, continues = item
                 # The worker hands audio on as the backend yields it; the piece's parts are
                 # bounded by the piece (at most 140 characters), so this queue needs no bound.
                 parts: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
@@ -113,7 +117,8 @@ class AudioPipeline:
                 def emit(backend: str, pcm: bytes, parts=parts) -> None:
                     _hand_over(loop, parts, (backend, pcm))
 
-                job = self._engine.executor.submit(number, self._engine.synthesize_piece, self._plan, piece, emit)
+                job = self._engine.executor.submit(
+                    number, self._engine.synthesize_piece, self._plan, piece, emit, continues)
                 job.add_done_callback(partial(_end_parts, loop, parts))
                 number += 1
                 while (part := await parts.get()) is not None:

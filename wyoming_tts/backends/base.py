@@ -49,6 +49,10 @@ class AudioOut:
     chunks: Iterator[bytes]
     width: int = 2
     channels: int = 1
+    #: For a backend that scales each chunk to full scale (Piper, as piper-tts does per
+    #: sentence): the chunk's peak before scaling, appended before the chunk is yielded.
+    #: The engine uses it to keep one level across a sentence spoken in pieces.
+    peaks: list[float] = field(default_factory=list)
 
 
 class TtsBackend(ABC):

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from voice_common.models import ModelError, package_dir, verify_sha256
 from voice_common.voice import speaker_index
 
@@ -212,14 +214,27 @@ class PiperBackend(TtsBackend):
             length_scale=length_scale / options.speed,
             noise_scale=self._noise_scale,
             noise_w_scale=self._noise_w,
+            normalize_audio=False,  # done below, the same way, with the peak reported
         )
+        peaks: list[float] = []
 
         def chunks() -> Iterator[bytes]:
             # No silence here: the pipeline puts --sentence-silence between sentences, once.
             for chunk in piper_voice.synthesize(text, syn):
-                yield chunk.audio_int16_bytes
+                pcm, peak = _full_scale(chunk.audio_float_array)
+                peaks.append(peak)
+                yield pcm
 
-        return AudioOut(rate=spec.sample_rate, chunks=chunks())
+        return AudioOut(rate=spec.sample_rate, chunks=chunks(), peaks=peaks)
+
+
+def _full_scale(audio: np.ndarray) -> tuple[bytes, float]:
+    """piper-tts' own scaling of a sentence to its peak (`normalize_audio`), step for step, so
+    the bytes are the same; and the peak before it."""
+    peak = np.max(np.abs(audio))
+    scaled = np.zeros_like(audio) if peak < 1e-8 else audio / peak
+    scaled = np.clip(scaled, -1.0, 1.0).astype(np.float32)
+    return np.clip(scaled * 32767.0, -32767.0, 32767.0).astype(np.int16).tobytes(), float(peak)
 
 
 def _speaker_id(speaker: str | None, spec: VoiceSpec, id_map: Mapping[str, int]) -> int | None:
