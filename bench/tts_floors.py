@@ -10,8 +10,9 @@ issue 12's TTS targets, measured on this machine.
    peak is from 1.0 (piper-tts scales every sentence to its own peak, which a stream
    cannot know before the sentence's last sample).
 3. Piper with 1, 2, 4 first pieces at once through 2 worker threads: onnxruntime's default
-   session (threads that spin) vs ours (`wyoming_tts.backends.onnx_cpu`), and how much work
-   the machine gets done with 2 at once compared with one after the other.
+   session (threads that go on spinning after a run), no spinning at all, and ours
+   (`wyoming_tts.backends.onnx_cpu`: spinning stopped after each run); and how much work the
+   machine gets done with 2 at once compared with one after the other.
 4. Kokoro (bundled int8): time against length and where it goes (onnxruntime's profiler).
 
 Every sentence is fresh (`bench.sentences`); prints markdown.
@@ -162,33 +163,52 @@ def piper_split(texts: Texts, runs: int) -> None:
 def piper_concurrency(texts: Texts, runs: int) -> None:
     import onnxruntime
 
-    default = onnxruntime.InferenceSession(PIPER, providers=["CPUExecutionProvider"])
-    setups = {"onnxruntime defaults (spinning)": piper_voice(default), "ours (no spinning)": piper_voice(cpu_session(PIPER, cores()))}
+    def session(**entries: str):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = cores()
+        for key, value in entries.items():
+            options.add_session_config_entry(key, value)
+        return onnxruntime.InferenceSession(PIPER, sess_options=options, providers=["CPUExecutionProvider"])
+
+    setups = {
+        "onnxruntime's defaults": session(),
+        "no spinning at all": session(**{"session.intra_op.allow_spinning": "0"}),
+        "spinning stopped after each run (ours)": cpu_session(PIPER, cores()),
+    }
+    voice = piper_voice()
     pool = ThreadPoolExecutor(2)
-    print("\n## 3. Piper first pieces (4 words) at once, 2 worker threads\n")
-    print("| session | 1: p50 / p95 ms | 2 at once | 4 at once | work done, 2 at once vs one by one |\n|---|---|---|---|---|")
-    for name, voice in setups.items():
-        cells = []
+    latencies: dict[str, dict[int, list[float]]] = {name: {1: [], 2: [], 4: []} for name in setups}
+    for _ in range(runs):  # rounds: every setup gets the same pieces, one setup after the other
         for count in (1, 2, 4):
-            latencies = []
-            for _ in range(runs):
-                heads = [split_head(texts.take())[0] for _ in range(count)]
+            heads = [split_head(texts.take())[0] for _ in range(count)]
+            for name, chosen in setups.items():
+                voice.session = chosen
                 start = time.perf_counter()
 
-                def one(text: str, start=start, voice=voice) -> float:
+                def one(text: str, start=start) -> float:
                     for _chunk in voice.synthesize(text):
                         pass
                     return (time.perf_counter() - start) * 1000
 
-                latencies += list(pool.map(one, heads))
-            cells.append(f"{p50(latencies):.0f} / {p95(latencies):.0f}")
+                latencies[name][count] += list(pool.map(one, heads))
+    print(f"\n## 3. Piper first pieces (4 words) at once, 2 worker threads, {runs} rounds, p50 / p95 ms\n")
+    print("| session | one alone | 2 at once | 4 at once | work done, 2 at once vs one by one "
+          "| CPU burned in the 300 ms after a run |\n|---|---|---|---|---|---|")
+    for name, chosen in setups.items():
+        voice.session = chosen
         pair = [split_head(texts.take())[0] for _ in range(2 * runs)]
         serial = sum(timed(lambda t: list(voice.synthesize(t)), t) for t in pair[:runs])
         start = time.perf_counter()
         list(pool.map(lambda t: list(voice.synthesize(t)), pair[runs:]))
         parallel = (time.perf_counter() - start) * 1000
-        cells.append(f"{serial / parallel:.2f}x")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [f"{p50(v):.0f} / {p95(v):.0f}" for v in latencies[name].values()]
+        idle = []
+        for _ in range(3):
+            list(voice.synthesize(split_head(texts.take())[0]))
+            cpu = time.process_time()
+            time.sleep(0.3)
+            idle.append((time.process_time() - cpu) * 1000)
+        print(f"| {name} | " + " | ".join(cells) + f" | {serial / parallel:.2f}x | {p50(idle):.0f} ms |")
 
 
 def kokoro_cost(texts: Texts, runs: int) -> None:

@@ -1,4 +1,4 @@
-"""Piper and Kokoro run on our own onnxruntime sessions (threads that never spin): the audio
+"""Piper and Kokoro run on our own onnxruntime sessions (threads stop spinning after a run): the audio
 must be byte for byte what the libraries' own loading gives, alone and with requests at once.
 
 Piper draws noise inside the model, so both sides run with the noise off
@@ -49,11 +49,11 @@ def _ours(backend: PiperBackend, text: str) -> bytes:
     return b"".join(backend.synthesize(text, BUNDLED_VOICE, SynthesisOptions()).chunks)
 
 
-def test_session_uses_every_core_and_never_spins(ours):
+def test_session_uses_every_core_and_stops_spinning_after_a_run(ours):
     session = ours._loaded[BUNDLED_VOICE][0].session
     options = session.get_session_options()
     assert options.intra_op_num_threads == cores()
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
 
 
 def test_audio_equals_piper_tts_own_loading(ours, stock):

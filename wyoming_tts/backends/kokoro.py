@@ -104,7 +104,7 @@ class KokoroBackend(TtsBackend):
         if not model.is_file():
             raise BackendError(f"kokoro model not found: {model}")
         try:
-            session = cpu_session(str(model), cores())  # threads that never spin: see onnx_cpu
+            session = cpu_session(str(model), cores())  # threads stop spinning after a run: see onnx_cpu
             kokoro = Kokoro.from_session(session, str(voices_path))
         except Exception as err:  # onnxruntime raises its own types
             raise BackendError(f"kokoro model {model} could not be loaded: {err}") from err

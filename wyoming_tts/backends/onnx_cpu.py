@@ -1,15 +1,26 @@
 """onnxruntime sessions on the CPU for voices that serve several requests at once.
 
-onnxruntime's default intra-op threads spin while they wait for work, so for a while
-after each run they keep their cores busy: the time of another request's run, in this
-process (the worker beside it) or in another. Measured on 2 cores, a Piper voice's
-first pieces (4 words, 2 synthesized at once through the 2 workers): 213 ms p50 /
-285 ms p95 with the defaults, 204 / 238 ms without spinning; 4 at once: 377 / 531 ms
-vs 294 / 459 ms; one alone: 115 vs 118 ms (`bench/tts_floors.py`).
+onnxruntime's intra-op threads spin while they wait for work. Between the operators of one
+run that is what makes it fast, but by default they go on spinning after the run has
+returned, keeping the cores busy for nothing: time taken from the request beside it, the
+other worker, or the STT service on the same machine. `session.force_spinning_stop` ends
+the spinning when a run returns: after a Piper run, the defaults burn 53-63 ms of CPU in
+the next 300 ms with nothing to do, ours 0. Measured on 2 cores, 20 rounds of Piper first pieces
+(4 words) through 2 worker threads, the same pieces for each setup, p50 / p95:
 
-The thread count and spinning change no sum the model computes: with the noise off,
-a voice on these sessions gives the same bytes as piper-tts' own loading, alone and
-with requests at once (tests/test_tts_piper_sessions.py).
+| session | one alone | 2 at once | 4 at once |
+|---|---|---|---|
+| onnxruntime's defaults | 124 / 149 ms | 258 / 329 ms | 390 / 615 ms |
+| no spinning at all | 144 / 178 ms | 246 / 328 ms | 345 / 528 ms |
+| spinning stopped after each run (ours) | 129 / 169 ms | 248 / 318 ms | 370 / 594 ms |
+
+Runs at once gain a little (within this machine's noise); no spinning at all would gain more
+there but costs a run alone 15% (its threads sleep between operators), and one request at a
+time is the common case. `bench/tts_floors.py` measures it again.
+
+The thread settings change no sum the model computes: with the noise off, a voice on these
+sessions gives the same bytes as piper-tts' own loading, alone and with requests at once,
+and Kokoro the same as kokoro-onnx's (tests/test_tts_onnx_sessions.py).
 """
 
 from __future__ import annotations
@@ -19,12 +30,12 @@ from typing import Any
 
 
 def cpu_session(model: str | bytes, threads: int) -> Any:
-    """An onnxruntime CPU session of `threads` intra-op threads that never spin."""
+    """An onnxruntime CPU session of `threads` intra-op threads that stop spinning when a run ends."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
