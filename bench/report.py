@@ -161,8 +161,11 @@ def tts_rows(tts: dict) -> list[list[str]]:
     ref, ours = tts.get("ref"), tts.get("ours")
     rows: list[list[str]] = []
     r, o = _get(ref, "ttfa", "p50"), _get(ours, "ttfa", "p50")
+    # issue 12: half the reference's, same voice, same run (issue 5's "≤ 60 ms" was absolute)
+    goal = 0.5 * r if _ok(r) else float("nan")
     rows.append([f"TTS first audio, fresh 10-word sentences, p50 (n={_get(ours, 'ttfa', 'n', default=0)})",
-                 ms(r), ms(o), ratio(r, o), "≤ 60 ms", met(o <= 60) if _ok(o) else NA])
+                 ms(r), ms(o), ratio(r, o), f"≤ 0.5 × reference = {ms(goal)}",
+                 met(o <= goal) if _ok(o) and _ok(goal) else NA])
     r95, o95 = _get(ref, "ttfa", "p95"), _get(ours, "ttfa", "p95")
     rows.append(["TTS first audio, fresh 10-word sentences, p95", ms(r95), ms(o95), ratio(r95, o95), NA, NA])
     for label in ("at piece end", "mid piece"):
@@ -246,3 +249,22 @@ def machine_markdown(machine: dict) -> str:
              f"- ours: {machine.get('ours')}",
              f"- reference: {machine.get('reference')}"]
     return "\n".join(lines)
+
+
+def main() -> None:
+    """`python -m bench.report bench/results/bench-<UTC time>.json`: the table of a saved run again."""
+    import json
+    import sys
+
+    def int_keys(node):  # JSON turned the client counts (dict keys) into strings
+        if isinstance(node, dict):
+            return {int(k) if isinstance(k, str) and k.isdigit() else k: int_keys(v) for k, v in node.items()}
+        return [int_keys(v) for v in node] if isinstance(node, list) else node
+
+    results = int_keys(json.loads(open(sys.argv[1], encoding="utf-8").read()))
+    print(mode_line(results))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
