@@ -355,7 +355,9 @@ def test_speak_high_priority_goes_ahead_and_normal_text_continues(api_bridge):  
     heard_urgent = transcribe(api_bridge, before[cut:], 16000)
     heard_rest = normalize_words(transcribe(api_bridge, after, 16000))
     heard_normal = transcribe(api_bridge, before[:cut] + after, 16000)
-    assert word_error_rate(urgent, heard_urgent) <= 0.25, heard_urgent
+    # The high sentence's words (tiny.en may mishear one: "oven" -> "up and" was seen).
+    urgent_words, heard_urgent_words = normalize_words(urgent), normalize_words(heard_urgent)
+    assert sum(word in heard_urgent_words for word in urgent_words) >= len(urgent_words) - 1, heard_urgent
     # The normal text's end came after the high sentence (most of its words: one may be misheard).
     ending_words = normalize_words(ending)
     assert sum(word in heard_rest for word in ending_words) >= len(ending_words) - 2, heard_rest

