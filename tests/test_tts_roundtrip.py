@@ -115,10 +115,12 @@ def test_long_text_is_spoken_in_bounded_pieces(tts, stt):
     pieces = sum(after.get(k, 0) - before.get(k, 0)
                  for k in ("wyoming_tts_cache_hits_total", "wyoming_tts_cache_misses_total"))
     assert pieces >= 7, f"{pieces} pieces: the text was not cut"
-    # The end of the text was spoken too (tiny.en sometimes hears the unstressed last
-    # "forest" as "force": one word in four may differ).
-    heard = normalize_words(stt(reply.audio[-int(5 * reply.rate) * 2:], reply.rate))
-    assert word_error_rate("runs into the forest", " ".join(heard[-4:])) <= 0.25, heard
+    # The end of the text was spoken too: its last words end the audio. tiny.en sometimes
+    # hears the unstressed last "forest" as "force", or drops it at the end of the clip (seen
+    # under load), so one of the four may be missing; half a second of silence helps it.
+    tail = reply.audio[-int(5 * reply.rate) * 2:] + bytes(int(0.5 * reply.rate) * 2)
+    heard = normalize_words(stt(tail, reply.rate))
+    assert sum(word in heard[-5:] for word in ("runs", "into", "the", "forest")) >= 3, heard
 
 
 def test_concurrent_requests_and_describe_while_they_run(tts, stt):
